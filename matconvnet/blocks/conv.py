@@ -1,0 +1,142 @@
+r"""vl_nnconv: convolution (cross-correlation) with a filter bank, grouped, dilated, strided.
+
+Formula (manual 4.1 and 6.1), for one image, output channel ``k`` and location ``(i, j)``::
+
+    y[k, i, j] = b[k] + sum_{i', j', d} f[k, d, i', j'] * xp[(g-1) C' + d,
+                                                             S_y i + D_y i' - P_t,
+                                                             S_x j + D_x j' - P_l]
+
+with 0-based indices, zero padding ``xp``, ``C' = C / g`` the filter depth and ``g`` the
+group of filter ``k``.  No filter flip.  The number of groups is inferred as
+``G = C / C'``; the ``K`` filters are split into ``G`` equal groups.
+
+Shapes (MatConvNet's ``H x W x C x N`` becomes ``N x C x H x W``; filters
+``FH x FW x C' x K`` become ``K x C' x FH x FW``, i.e. ``permute(3, 2, 0, 1)`` for both)::
+
+    x    N x C x H x W
+    f    K x C/G x FH x FW        (None or empty: the identity filter bank, K = C)
+    b    any shape with K elements, or None (no bias)
+    y    N x K x YH x YW,  YH = floor((H + P_t + P_b - ((FH - 1) D_y + 1)) / S_y) + 1
+
+Call forms::
+
+    y = vl_nnconv(x, f, b, pad=0, stride=1, dilate=1)
+    dzdx, dzdf, dzdb = vl_nnconv(x, f, b, dzdy, pad=0, stride=1, dilate=1)
+
+``dzdx, dzdf, dzdb`` have the shapes of ``x, f, b``; each is ``None`` when the corresponding
+input is empty/None or its ``no_der_*`` option is set.  A filter as large as its input gives
+a 1 x 1 output: this is MatConvNet's fully-connected layer.
+
+Options: ``pad`` (scalar or [top, bottom, left, right]), ``stride`` and ``dilate`` (scalar or
+[y, x]), ``no_der_data``, ``no_der_filters``, ``no_der_biases``, ``cudnn`` (False = MatConvNet's
+``NoCudnn``: use PyTorch's native CUDA kernels).
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+import torch.nn.functional as F
+
+from .. import _tensor as T
+from ._common import crop_hw, cudnn_flag, is_symmetric, sliding_size, torch_pad
+
+__all__ = ["vl_nnconv"]
+
+
+def vl_nnconv(x: T.Array, f: Optional[T.Array], b: Optional[T.Array] = None,
+              dzdy: Optional[T.Array] = None, *, pad=0, stride=1, dilate=1,
+              no_der_data: bool = False, no_der_filters: bool = False,
+              no_der_biases: bool = False, cudnn: bool = True):
+    call = T.Call(x)
+    x = call.x
+    n, c, h, w = T.shape4(x, "x")
+    f = call.tensor(f, "f", optional=True)
+    b = call.tensor(b, "b", optional=True)
+    pad = T.quad(pad, "pad")
+    stride = T.pair(stride, "stride")
+    dilate = T.pair(dilate, "dilate")
+    if f is not None and f.numel() == 0:
+        f = None
+    if b is not None and b.numel() == 0:
+        b = None
+
+    if f is None:
+        if dilate != (1, 1):
+            raise ValueError(f"dilate: expected 1 with empty filters (identity bank), got {dilate}")
+        k, groups, fh, fw = c, c, 1, 1
+    else:
+        if f.dim() != 4 or min(f.shape) == 0:
+            raise ValueError(
+                f"f: expected a 4-D K x C/G x FH x FW filter bank with no empty dimension, "
+                f"got shape {tuple(f.shape)}")
+        k, depth, fh, fw = f.shape
+        if c % depth != 0:
+            raise ValueError(
+                f"f: filter depth {depth} does not divide the {c} channels of x "
+                f"(filter groups need C mod C' = 0)")
+        groups = c // depth
+        if k % groups != 0:
+            raise ValueError(
+                f"f: the number of filters {k} is not divisible by the number of groups {groups} "
+                f"(= {c} channels / filter depth {depth})")
+    if b is not None and b.numel() != k:
+        raise ValueError(f"b: expected {k} elements (one per filter), got shape {tuple(b.shape)}")
+
+    eh, ew = (fh - 1) * dilate[0] + 1, (fw - 1) * dilate[1] + 1
+    if eh > h + pad[0] + pad[1] or ew > w + pad[2] + pad[3]:
+        raise ValueError(
+            f"f: the dilated filter extent {(eh, ew)} exceeds the padded input size "
+            f"{(h + pad[0] + pad[1], w + pad[2] + pad[3])}")
+    yh = sliding_size(h, pad[0], pad[1], eh, stride[0])
+    yw = sliding_size(w, pad[2], pad[3], ew, stride[1])
+
+    with cudnn_flag(cudnn):
+        if dzdy is None:
+            if f is None:
+                return call.out(_identity_forward(x, b, pad, stride, yh, yw))
+            return call.out(_forward(x, f, b, pad, stride, dilate, groups))
+        dzdy = call.tensor(dzdy, "dzdy")
+        T.expect_shape(dzdy, "dzdy", (n, k, yh, yw), "the shape of the output y")
+        need = (not no_der_data, f is not None and not no_der_filters,
+                b is not None and not no_der_biases)
+        if f is None:
+            dzdx, dzdf = _identity_backward(x, dzdy, pad, stride) if need[0] else None, None
+        else:
+            dzdx, dzdf = _backward(x, f, dzdy, pad, stride, dilate, groups, need)
+        dzdb = dzdy.sum(dim=(0, 2, 3)).reshape(b.shape) if need[2] else None
+        return call.out(dzdx, dzdf, dzdb)
+
+
+def _forward(x, f, b, pad, stride, dilate, groups):
+    bias = None if b is None else b.reshape(-1)
+    if is_symmetric(pad):
+        return F.conv2d(x, f, bias, stride, (pad[0], pad[2]), dilate, groups)
+    return F.conv2d(F.pad(x, torch_pad(pad)), f, bias, stride, 0, dilate, groups)
+
+
+def _backward(x, f, dzdy, pad, stride, dilate, groups, need):
+    symmetric = is_symmetric(pad)
+    xp = x if symmetric else F.pad(x, torch_pad(pad))
+    padding = (pad[0], pad[2]) if symmetric else (0, 0)
+    dzdx, dzdf, _ = torch.ops.aten.convolution_backward(
+        dzdy, xp, f, None, list(stride), list(padding), list(dilate), False, [0, 0], groups,
+        [need[0], need[1], False])
+    if dzdx is not None and not symmetric:
+        dzdx = crop_hw(dzdx, pad).contiguous()
+    return dzdx, dzdf
+
+
+def _identity_forward(x, b, pad, stride, yh, yw):
+    xp = F.pad(x, torch_pad(pad)) if any(pad) else x
+    y = xp[:, :, :stride[0] * (yh - 1) + 1:stride[0], :stride[1] * (yw - 1) + 1:stride[1]]
+    y = y.contiguous() if b is None else y + b.reshape(1, -1, 1, 1)
+    return y
+
+
+def _identity_backward(x, dzdy, pad, stride):
+    n, c, h, w = x.shape
+    yh, yw = dzdy.shape[2:]
+    dzdxp = x.new_zeros((n, c, h + pad[0] + pad[1], w + pad[2] + pad[3]))
+    dzdxp[:, :, :stride[0] * (yh - 1) + 1:stride[0], :stride[1] * (yw - 1) + 1:stride[1]] = dzdy
+    return crop_hw(dzdxp, pad).contiguous()
