@@ -1,0 +1,236 @@
+r"""vl_nnloss and vl_nnsoftmaxloss: classification and attribute losses.
+
+vl_nnloss (manual 4.8 and 6.8) compares predictions ``x`` (N x C x H x W) with labels ``c``
+at every location and sums the per-location losses ``t``, weighted by ``w``::
+
+    y = (1 / N if normalise else 1) * sum_{n, i, j(, k)} w * t(x, c)
+
+Categorical losses: ``c`` holds one 1-based class index per location, shaped N x 1 x H x W
+(or one per image: any shape with N elements, replicated over H x W); 0 = ignore.  With
+``x_c`` the score of the true class::
+
+    classerror   t = [argmax_k x_k != c]                         (first maximum wins)
+    topkerror    t = [c not among the top_k scores]               (stable sort)
+    log          t = -log x_c                                     (x are probabilities)
+    softmaxlog   t = log sum_k exp x_k - x_c
+    mhinge       t = max(0, 1 - x_c)
+    mshinge      t = max(0, 1 - x_c + max_{q != c} x_q)           (Crammer-Singer)
+
+Attribute (binary) losses: ``c`` in {-1, +1} shaped like ``x`` (N x C x H x W); 0 = ignore::
+
+    binaryerror  t = [sign(x - threshold) != c]
+    binarylog    t = -log(c (x - 1/2) + 1/2)                      (x are probabilities)
+    logistic     t = log(1 + exp(-c x))
+    hinge        t = max(0, 1 - c x)
+
+Weights: ``w = [c != 0]`` when some label is 0, times ``instance_weights`` (broadcast to the
+labels' shape: N x 1 x H x W or N x C x H x W; a vector of N elements is one weight per
+image).  ``normalise`` divides by N = the number of images, not by the number of labels
+used.  The error losses have zero derivative.  Derivatives (dzdy is a scalar)::
+
+    log          dzdx_c = -dzdy w / max(x_c, 1e-8)
+    softmaxlog   dzdx = dzdy w (softmax(x) - 1[k = c])
+    mhinge       dzdx_c = -dzdy w [x_c < 1]
+    mshinge      dzdx_c = -W, dzdx_q* = +W, W = dzdy w [x_c - x_q* < 1], q* = argmax_{q != c}
+    binarylog    dzdx = -dzdy w / (x + (c - 1) / 2)
+    logistic     dzdx = -dzdy w c / (1 + exp(c x))
+    hinge        dzdx = -dzdy w c [c x < 1]
+
+Call forms::
+
+    y = vl_nnloss(x, c, loss='softmaxlog', instance_weights=None, top_k=5, threshold=0,
+                  normalise=True)
+    dzdx = vl_nnloss(x, c, dzdy, ...)
+
+vl_nnsoftmaxloss (deprecated in MatConvNet, kept for old networks) is softmaxlog with
+labels ``c <= 0`` ignored and an optional second label channel of per-location weights
+(c: N elements, or N x 1 x H x W, or N x 2 x H x W); always divided by N::
+
+    y = vl_nnsoftmaxloss(x, c)
+    dzdx = vl_nnsoftmaxloss(x, c, dzdy)
+
+``y`` is a 0-d array of x's dtype.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+
+from .. import _tensor as T
+
+__all__ = ["vl_nnloss", "vl_nnsoftmaxloss"]
+
+CATEGORICAL = ("classerror", "topkerror", "log", "softmaxlog", "mhinge", "mshinge")
+ATTRIBUTE = ("binaryerror", "binarylog", "logistic", "hinge")
+
+
+def vl_nnloss(x: T.Array, c: T.Array, dzdy=None, *, loss: str = "softmaxlog",
+              instance_weights: Optional[T.Array] = None, class_weights=None,
+              top_k: int = 5, threshold: float = 0.0, normalise: bool = True):
+    call = T.Call(x)
+    x = call.x
+    n, channels, h, w = T.shape4(x, "x")
+    loss = T.choice(loss, "loss", CATEGORICAL + ATTRIBUTE)
+    if class_weights is not None:
+        raise ValueError(
+            "class_weights: MatConvNet parses this option but never applies it; "
+            "pass per-location weights through instance_weights instead")
+    top_k = T.positive_int(top_k, "top_k")
+    threshold = T.real(threshold, "threshold")
+    categorical = loss in CATEGORICAL
+    c = _labels(call.labels(c, "c"), x, 1 if categorical else channels,
+                "1 (one class index per location)" if categorical
+                else f"{channels} (one label per channel of x)")
+    ignore = c == 0
+    has_ignore = bool(ignore.any())
+    weights = _weights(call, instance_weights, c.shape, ignore if has_ignore else None)
+    scale = 1.0 / n if normalise else 1.0
+
+    if categorical:
+        if c.dtype.is_floating_point and not bool((c == c.round()).all()):
+            raise ValueError("c: expected integer class indices, got non-integer labels")
+        lo, hi = int(c.min()), int(c.max())
+        if lo < 0 or hi > channels:
+            raise ValueError(
+                f"c: expected class indices in 1..{channels} (0 = ignore), got values in "
+                f"{lo}..{hi}")
+        index = (c.long() - 1).clamp_(min=0)
+    else:
+        c = c.to(x.dtype)
+        index = None
+
+    if dzdy is None:
+        t = _loss(loss, x, c, index, top_k, threshold)
+        if has_ignore:
+            t = t.masked_fill(ignore, 0)
+        y = (t * weights).sum() if weights is not None else t.sum()
+        return call.out(y * scale)
+
+    g = _scalar(call, dzdy) * scale
+    if weights is not None:
+        g = g * weights
+    dzdx = _derivative(loss, x, c, index, g)
+    if has_ignore and not categorical:
+        dzdx = dzdx.masked_fill(ignore, 0)
+    return call.out(dzdx)
+
+
+def vl_nnsoftmaxloss(x: T.Array, c: T.Array, dzdy=None):
+    call = T.Call(x)
+    x = call.x
+    n, channels, h, w = T.shape4(x, "x")
+    c = call.labels(c, "c")
+    if c.numel() == n:
+        c = c.reshape(n, 1, 1, 1)
+    if c.dim() != 4 or c.shape[0] != n or c.shape[1] not in (1, 2) \
+            or c.shape[2:] not in ((1, 1), (h, w)):
+        raise ValueError(
+            f"c: expected N labels, or an N x 1 x H x W or N x 2 x H x W array with "
+            f"N, H, W = {(n, h, w)}, got shape {tuple(c.shape)}")
+    c = c.expand(n, c.shape[1], h, w)
+    labels = c[:, :1]
+    mass = (labels > 0).to(x.dtype)
+    if c.shape[1] == 2:
+        mass = mass * c[:, 1:].to(x.dtype)
+    if int(labels.max()) > channels:
+        raise ValueError(f"c: expected class indices up to {channels}, got {int(labels.max())}")
+    index = (labels.long() - 1).clamp_(min=0)
+    if dzdy is None:
+        t = _loss("softmaxlog", x, None, index, 0, 0.0)
+        return call.out((t * mass).sum() / n)
+    g = _scalar(call, dzdy) * mass / n
+    return call.out(_derivative("softmaxlog", x, None, index, g))
+
+
+def _labels(c: torch.Tensor, x: torch.Tensor, depth: int, what: str) -> torch.Tensor:
+    """Labels as N x depth x H x W: one label per image is replicated over H x W."""
+    n, _, h, w = x.shape
+    if c.numel() == n and not (c.dim() == 4 and c.shape == (n, depth, h, w)):
+        c = c.reshape(n, 1, 1, 1).expand(n, 1, h, w)
+    if c.dim() != 4 or c.shape[0] != n or c.shape[2:] != (h, w):
+        raise ValueError(
+            f"c: expected N labels or an N x {depth} x H x W array with N, H, W = "
+            f"{(n, h, w)}, got shape {tuple(c.shape)}")
+    if c.shape[1] != depth:
+        raise ValueError(f"c: expected {what} along dimension 1, got shape {tuple(c.shape)}")
+    return c
+
+
+def _weights(call, instance_weights, shape, ignore):
+    """w = [c != 0] (if some label is 0) times the broadcast instance weights, or None."""
+    weights = None if ignore is None else (~ignore).to(call.dtype)
+    if instance_weights is None:
+        return weights
+    iw = call.scalar_or_tensor(instance_weights, "instance_weights")
+    if iw.dim() == 1 and iw.numel() == shape[0]:
+        iw = iw.reshape(-1, 1, 1, 1)
+    try:
+        ok = torch.broadcast_shapes(iw.shape, shape) == shape
+    except RuntimeError:
+        ok = False
+    if not ok:
+        raise ValueError(
+            f"instance_weights: expected an array that broadcasts to the labels' shape "
+            f"{tuple(shape)}, got shape {tuple(iw.shape)}")
+    return iw.expand(shape) if weights is None else weights * iw
+
+
+def _scalar(call, dzdy) -> torch.Tensor:
+    d = call.scalar_or_tensor(dzdy, "dzdy")
+    if d.numel() != 1:
+        raise ValueError(f"dzdy: expected a scalar (the loss is a scalar), got shape {tuple(d.shape)}")
+    return d.reshape(())
+
+
+def _loss(loss, x, c, index, top_k, threshold):
+    """Per-location loss t: N x 1 x H x W (categorical) or N x C x H x W (attribute)."""
+    if loss == "classerror":
+        return (x.argmax(dim=1, keepdim=True) != index).to(x.dtype)
+    if loss == "topkerror":
+        k = min(top_k, x.shape[1])
+        top = torch.sort(x, dim=1, descending=True, stable=True)[1][:, :k]
+        return 1 - (top == index).any(dim=1, keepdim=True).to(x.dtype)
+    if loss == "log":
+        return -torch.log(x.gather(1, index))
+    if loss == "softmaxlog":
+        return torch.logsumexp(x, dim=1, keepdim=True) - x.gather(1, index)
+    if loss == "mhinge":
+        return (1 - x.gather(1, index)).clamp_(min=0)
+    if loss == "mshinge":
+        xc = x.gather(1, index)
+        others = x.scatter(1, index, float("-inf")).amax(dim=1, keepdim=True)
+        return (1 - xc + others).clamp_(min=0)
+    if loss == "binaryerror":
+        return (torch.sign(x - threshold) != c).to(x.dtype)
+    if loss == "binarylog":
+        return -torch.log(c * (x - 0.5) + 0.5)
+    if loss == "logistic":
+        a = -c * x
+        b = a.clamp(min=0)
+        return b + torch.log(torch.exp(-b) + torch.exp(a - b))
+    return (1 - c * x).clamp_(min=0)  # hinge
+
+
+def _derivative(loss, x, c, index, g):
+    """dzdx for the per-location weight-times-projection ``g`` (scalar or label-shaped)."""
+    if loss in ("classerror", "topkerror", "binaryerror"):
+        return torch.zeros_like(x)
+    if loss == "softmaxlog":
+        p = torch.softmax(x, dim=1)
+        p.scatter_add_(1, index, torch.full(index.shape, -1.0, dtype=x.dtype, device=x.device))
+        return p.mul_(g)
+    if loss in ("log", "mhinge"):
+        xc = x.gather(1, index)
+        d = -g / xc.clamp(min=1e-8) if loss == "log" else -g * (xc < 1).to(x.dtype)
+        return torch.zeros_like(x).scatter_(1, index, d.expand(index.shape))
+    if loss == "mshinge":
+        xc = x.gather(1, index)
+        xq, q = x.scatter(1, index, float("-inf")).max(dim=1, keepdim=True)
+        big = (g * (xc - xq < 1).to(x.dtype)).expand(index.shape)
+        return torch.zeros_like(x).scatter_(1, index, -big).scatter_(1, q, big)
+    if loss == "binarylog":
+        return -g / (x + (c - 1) * 0.5)
+    if loss == "logistic":
+        return -g * c / (1 + torch.exp(c * x))
+    return -g * c * (c * x < 1).to(x.dtype)  # hinge

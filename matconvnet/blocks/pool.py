@@ -1,0 +1,142 @@
+r"""vl_nnpool: max or average pooling over spatial windows, channel by channel.
+
+Formula (manual 4.3 and 6.3), for the window ``Omega_ij`` of size ``PH x PW`` starting at
+``(S_y i - P_t, S_x j - P_l)`` (0-based) and clipped to the image::
+
+    max:  y[n, c, i, j] = max_{(u, v) in Omega_ij} x[n, c, u, v]
+    avg:  y[n, c, i, j] = 1 / |Omega_ij| * sum_{(u, v) in Omega_ij} x[n, c, u, v]
+
+Padding never contributes: max ignores it (as if it were -inf) and avg divides by the area
+of the clipped window, not by ``PH PW``.  Each pad must be smaller than the window.
+The max derivative routes ``dzdy`` to the first maximum of each window in MatConvNet's scan
+order (column-major: down the rows, then across the columns); overlapping windows add up.
+
+Shapes (``H x W x C x N`` in MatConvNet)::
+
+    x    N x C x H x W
+    y    N x C x YH x YW,   YH = floor((H + P_t + P_b - PH) / S_y) + 1
+
+Call forms::
+
+    y = vl_nnpool(x, pool, method='max', pad=0, stride=1)
+    dzdx = vl_nnpool(x, pool, dzdy, method='max', pad=0, stride=1)
+
+``pool`` is a scalar or [PH, PW]; ``pad`` a scalar or [top, bottom, left, right]; ``stride``
+a scalar or [y, x]; ``method`` 'max' or 'avg'; ``cudnn`` as in vl_nnconv.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+import torch.nn.functional as F
+
+from .. import _tensor as T
+from ._common import crop_hw, cudnn_flag, is_symmetric, sliding_size, torch_pad
+
+__all__ = ["vl_nnpool"]
+
+_aten = torch.ops.aten
+
+
+def vl_nnpool(x: T.Array, pool, dzdy: Optional[T.Array] = None, *, method: str = "max",
+              pad=0, stride=1, cudnn: bool = True):
+    call = T.Call(x)
+    x = call.x
+    n, c, h, w = T.shape4(x, "x")
+    pool = T.pair(pool, "pool")
+    pad = T.quad(pad, "pad")
+    stride = T.pair(stride, "stride")
+    method = T.choice(method, "method", ("max", "avg"))
+    if pad[0] >= pool[0] or pad[1] >= pool[0] or pad[2] >= pool[1] or pad[3] >= pool[1]:
+        raise ValueError(f"pad: expected each pad smaller than the pool size {pool}, got {pad}")
+    if pool[0] > h + pad[0] + pad[1] or pool[1] > w + pad[2] + pad[3]:
+        raise ValueError(
+            f"pool: the window {pool} exceeds the padded input size "
+            f"{(h + pad[0] + pad[1], w + pad[2] + pad[3])}")
+    yh = sliding_size(h, pad[0], pad[1], pool[0], stride[0])
+    yw = sliding_size(w, pad[2], pad[3], pool[1], stride[1])
+    if dzdy is not None:
+        dzdy = call.tensor(dzdy, "dzdy")
+        T.expect_shape(dzdy, "dzdy", (n, c, yh, yw), "the shape of the output y")
+    geom = _Geometry(pool, pad, stride, (yh, yw))
+    with cudnn_flag(cudnn):
+        if method == "max":
+            if dzdy is None:
+                return call.out(_max_forward(x, geom))
+            return call.out(_max_backward(x, dzdy, geom))
+        if dzdy is None:
+            return call.out(_avg_forward(x, geom))
+        return call.out(_avg_backward(x, dzdy, geom))
+
+
+class _Geometry:
+    """Pooling geometry, and how to express it with PyTorch's symmetric-padding kernels."""
+
+    def __init__(self, pool, pad, stride, out):
+        self.pool, self.pad, self.stride, self.out = pool, pad, stride, out
+        # PyTorch pads symmetrically, at most half the window, and floors the output size
+        # exactly as MatConvNet does; other paddings are applied explicitly.
+        self.native = is_symmetric(pad) and 2 * pad[0] <= pool[0] and 2 * pad[2] <= pool[1]
+        self.padding = (pad[0], pad[2]) if self.native else (0, 0)
+
+    def transposed(self) -> "_Geometry":
+        """The same pooling on the H <-> W transposed image."""
+        p = self.pad
+        return _Geometry(self.pool[::-1], (p[2], p[3], p[0], p[1]), self.stride[::-1],
+                         self.out[::-1])
+
+
+def _pad_input(x, geom, value):
+    return x if geom.native or not any(geom.pad) else F.pad(x, torch_pad(geom.pad), value=value)
+
+
+def _max_forward(x, geom):
+    xp = _pad_input(x, geom, float("-inf"))
+    return F.max_pool2d(xp, geom.pool, geom.stride, geom.padding)
+
+
+def _max_backward(x, dzdy, geom):
+    # PyTorch's kernels take the first maximum in row-major window order; MatConvNet scans
+    # column-major.  Pooling the transposed image makes the two orders coincide.
+    xt, gt = x.transpose(2, 3), geom.transposed()
+    xp = _pad_input(xt, gt, float("-inf"))
+    _, idx = _aten.max_pool2d_with_indices(xp, list(gt.pool), list(gt.stride), list(gt.padding))
+    dzdxp = _aten.max_pool2d_with_indices_backward(
+        dzdy.transpose(2, 3), xp, list(gt.pool), list(gt.stride), list(gt.padding), [1, 1],
+        False, idx)
+    if not gt.native:
+        dzdxp = crop_hw(dzdxp, gt.pad)
+    return dzdxp.transpose(2, 3).contiguous()
+
+
+def _clipped_area(x, geom):
+    """|Omega_ij|: the number of image pixels in each window (1 x 1 x YH x YW)."""
+    def counts(size, before, extent, stride, out):
+        start = torch.arange(out, device=x.device) * stride - before
+        return (torch.clamp(start + extent, max=size) - torch.clamp(start, min=0)).to(x.dtype)
+    h, w = x.shape[2:]
+    rows = counts(h, geom.pad[0], geom.pool[0], geom.stride[0], geom.out[0])
+    cols = counts(w, geom.pad[2], geom.pool[1], geom.stride[1], geom.out[1])
+    return (rows[:, None] * cols[None, :])[None, None]
+
+
+def _avg_forward(x, geom):
+    if geom.native:
+        return F.avg_pool2d(x, geom.pool, geom.stride, geom.padding, False, False)
+    xp = _pad_input(x, geom, 0.0)
+    total = F.avg_pool2d(xp, geom.pool, geom.stride, 0, False, True, 1)
+    return total / _clipped_area(x, geom)
+
+
+def _avg_backward(x, dzdy, geom):
+    if geom.native:
+        return _aten.avg_pool2d_backward(dzdy, x, list(geom.pool), list(geom.stride),
+                                         list(geom.padding), False, False, None)
+    n, c, h, w = x.shape
+    p = geom.pad
+    xp_shape = (n, c, h + p[0] + p[1], w + p[2] + p[3])
+    g = dzdy / _clipped_area(x, geom)
+    dzdxp = _aten.avg_pool2d_backward(g, x.new_empty(xp_shape), list(geom.pool),
+                                      list(geom.stride), [0, 0], False, True, 1)
+    return crop_hw(dzdxp, p).contiguous()

@@ -1,0 +1,41 @@
+r"""vl_nnrelu: rectified linear unit, optionally leaky.
+
+Formula (manual 4.6 and 6.6), elementwise::
+
+    y = max(x, 0)                       (leak = 0)
+    y = x  if x > 0,  leak * x  otherwise
+    dzdx = dzdy * [x > 0]  (+ leak * dzdy * [x <= 0])
+
+The slope at ``x = 0`` is ``leak``.  Because ``y > 0`` exactly where ``x > 0``, the
+backward mode may be given the output ``y`` in place of ``x`` (the wrappers use this to
+free ``x`` early).  Any shape; ``y`` and ``dzdx`` have the shape of ``x``.
+
+Call forms::
+
+    y = vl_nnrelu(x, leak=0)
+    dzdx = vl_nnrelu(x, dzdy, leak=0)
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+
+from .. import _tensor as T
+
+__all__ = ["vl_nnrelu"]
+
+
+def vl_nnrelu(x: T.Array, dzdy: Optional[T.Array] = None, *, leak: float = 0.0):
+    call = T.Call(x)
+    x = call.x
+    leak = T.real(leak, "leak")
+    if dzdy is None:
+        if leak == 0:
+            return call.out(torch.relu(x))
+        return call.out(torch.where(x > 0, x, x * leak))
+    dzdy = call.tensor(dzdy, "dzdy")
+    T.expect_shape(dzdy, "dzdy", x.shape, "the shape of x")
+    if leak == 0:
+        return call.out(torch.ops.aten.threshold_backward(dzdy, x, 0))
+    return call.out(torch.where(x > 0, dzdy, dzdy * leak))

@@ -1,0 +1,38 @@
+r"""vl_nnsoftmax: softmax over the channels, independently at every location and image.
+
+Formula (manual 4.7 and 6.7), with ``k`` the channel index::
+
+    y[n, k, i, j] = exp(x[n, k, i, j]) / sum_q exp(x[n, q, i, j])
+    dzdx = y * (dzdy - sum_k dzdy * y)
+
+(computed stably, subtracting the maximum over the channels).  MatConvNet's softmax runs
+along the third dimension of ``H x W x C x N``, which is dimension 1 of ``N x C x H x W``.
+The backward mode recomputes ``y`` unless the forward output is passed as ``y=``.
+
+Call forms::
+
+    y = vl_nnsoftmax(x)
+    dzdx = vl_nnsoftmax(x, dzdy, y=None)
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+
+from .. import _tensor as T
+
+__all__ = ["vl_nnsoftmax"]
+
+
+def vl_nnsoftmax(x: T.Array, dzdy: Optional[T.Array] = None, *, y: Optional[T.Array] = None):
+    call = T.Call(x)
+    x = call.x
+    T.shape4(x, "x")
+    if dzdy is None:
+        return call.out(torch.softmax(x, dim=1))
+    dzdy = call.tensor(dzdy, "dzdy")
+    T.expect_shape(dzdy, "dzdy", x.shape, "the shape of x")
+    y = torch.softmax(x, dim=1) if y is None else call.tensor(y, "y")
+    T.expect_shape(y, "y", x.shape, "the shape of x")
+    return call.out(torch.ops.aten._softmax_backward_data(dzdy, y, 1, x.dtype))
