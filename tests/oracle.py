@@ -26,6 +26,16 @@ _KEYWORDS = {
 _FLAGS = {"spatial", "noroot_flag"}
 # Arrays kept as flat vectors (any shape with K elements in MatConvNet).
 _FLAT = {"b", "dzdb", "g", "dzdg"}
+# Arrays kept as MATLAB matrices: moments C x 2, ROIs 5 x K.
+_MATRIX = {"moments", "moments_bwd", "rois"}
+# Grids: MatConvNet's 2 x Ho x Wo x N -> N x 2 x Ho x Wo.
+_GRID = {"grid", "dzdgrid"}
+# Options that are positional arguments, after the block's inputs.
+_POSITIONAL = {"pool", "param", "crop", "dim", "p"}
+_POSITIONAL_BLOCKS = {"vl_nnpool", "vl_nnnoffset", "vl_nnnormalize", "vl_nnspnorm",
+                      "vl_nncrop", "vl_nnconcat", "vl_nnpdist"}
+# MatConvNet's 1-based dimensions of H x W x C x N -> axes of N x C x H x W.
+_AXIS = {1: 2, 2: 3, 3: 1, 4: 0}
 
 
 def available() -> bool:
@@ -64,6 +74,11 @@ def load(case: dict) -> dict:
             out[name] = None
         elif name in _FLAT:
             out[name] = np.asarray(a).ravel(order="F")
+        elif name in _MATRIX:
+            out[name] = np.ascontiguousarray(np.asarray(a).reshape(tuple(shape[:2]), order="F"))
+        elif name in _GRID:
+            g = np.asarray(a).reshape(tuple(shape), order="F")
+            out[name] = np.ascontiguousarray(g.transpose(3, 0, 1, 2))
         elif name in ("y",) and int(np.prod(shape)) == 1 and case["block"] in _SCALAR_BLOCKS:
             out[name] = np.asarray(a).reshape(())
         elif name == "dzdy" and case["block"] in _SCALAR_BLOCKS:
@@ -91,10 +106,15 @@ def options(case: dict, arrays: dict):
         i += 2
         if isinstance(value, str):
             ref = value.strip("<>")
-            if ref in arrays or ref in case["shapes"]:
+            if ref not in case["shapes"] and name in case["shapes"]:
+                ref = name  # e.g. 'instanceWeights', 'W': the input named like the option
+            if ref in case["shapes"]:
                 used.add(ref)
                 value = arrays.get(ref)
-        if name == "pool":  # vl_nnpool's POOL is positional
+        if name in ("dimensions", "dim"):
+            value = [_AXIS[int(d)] for d in np.atleast_1d(value)]
+            value = value[0] if name == "dim" else value
+        if name in _POSITIONAL and case["block"] in _POSITIONAL_BLOCKS:
             positional.append(value)
             continue
         key = _KEYWORDS.get(name, _snake(name))

@@ -1,0 +1,81 @@
+r"""vl_nnbilinearsampler: sample x at the points of a grid with bilinear interpolation.
+
+Formula (manual 4.10): the grid gives, for each output pixel ``(i, j)`` of grid ``n'``, a
+point in MatConvNet's normalised coordinates, -1 and +1 being the centres of the first and
+last pixels; channel 0 is the vertical coordinate, channel 1 the horizontal one::
+
+    u = (grid[n', 0, i, j] + 1) (H - 1) / 2,   v = (grid[n', 1, i, j] + 1) (W - 1) / 2
+    y[n', c, i, j] = sum_{a, b} x[n, c, a, b] max(0, 1 - |u - a|) max(0, 1 - |v - b|)
+
+(0-based pixel coordinates; neighbours outside the image contribute zero).  As in the
+original, a point above or left of the first pixel centre (``u < 0`` or ``v < 0``) gives 0
+and no derivative, while one below or right of the last centre still takes its share of
+the border pixels.  When
+``N' = k N``, grids ``n k .. n k + k - 1`` sample image ``n``.  Backward returns dzdx and
+dzdgrid (the derivative with respect to the normalised coordinates).
+
+Shapes: x N x C x H x W; grid N' x 2 x Ho x Wo (MatConvNet's 2 x Ho x Wo x N');
+y N' x C x Ho x Wo.
+
+Call forms::
+
+    y = vl_nnbilinearsampler(x, grid)
+    dzdx, dzdgrid = vl_nnbilinearsampler(x, grid, dzdy)
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+import torch.nn.functional as F
+
+from .. import _tensor as T
+from ._common import cudnn_flag
+
+__all__ = ["vl_nnbilinearsampler"]
+
+
+def vl_nnbilinearsampler(x: T.Array, grid: T.Array, dzdy: Optional[T.Array] = None, *,
+                         cudnn: bool = True):
+    call = T.Call(x)
+    x = call.x
+    n, c, h, w = T.shape4(x, "x")
+    grid = call.tensor(grid, "grid")
+    if grid.dim() != 4 or grid.shape[1] != 2:
+        raise ValueError(f"grid: expected an N' x 2 x Ho x Wo array, got shape {tuple(grid.shape)}")
+    ng, _, ho, wo = grid.shape
+    if ng % n != 0:
+        raise ValueError(f"grid: expected a number of grids that is a multiple of N = {n}, got {ng}")
+    k = ng // n
+    # PyTorch wants N x (k Ho) x Wo x 2 with (horizontal, vertical): stack the k grids of
+    # each image vertically, so that x is sampled once per image without being copied.
+    g = grid.flip(1).permute(0, 2, 3, 1).reshape(n, k * ho, wo, 2)
+    dropped = _dropped(grid, h, w)
+    with cudnn_flag(cudnn):
+        if dzdy is None:
+            y = F.grid_sample(x, g, mode="bilinear", padding_mode="zeros", align_corners=True)
+            y = _unstack(y, n, k, c, ho, wo)
+            return call.out(y if dropped is None else y.masked_fill_(dropped, 0))
+        dzdy = call.tensor(dzdy, "dzdy")
+        T.expect_shape(dzdy, "dzdy", (ng, c, ho, wo), "the shape of the output y")
+        if dropped is not None:
+            dzdy = dzdy.masked_fill(dropped, 0)
+        dy = dzdy.reshape(n, k, c, ho, wo).transpose(1, 2).reshape(n, c, k * ho, wo)
+        dzdx, dg = torch.ops.aten.grid_sampler_2d_backward(
+            dy, x, g.contiguous(), 0, 0, True, [True, True])
+        dzdgrid = dg.reshape(ng, ho, wo, 2).permute(0, 3, 1, 2).flip(1).contiguous()
+        return call.out(dzdx, dzdgrid)
+
+
+def _dropped(grid, h, w):
+    """Samples left of or above the first pixel centre (N' x 1 x Ho x Wo), or None."""
+    out = None
+    for axis, size in ((0, h), (1, w)):
+        if size > 1:
+            below = grid[:, axis:axis + 1] < -1
+            out = below if out is None else out | below
+    return out if out is not None and bool(out.any()) else None
+
+
+def _unstack(y, n, k, c, ho, wo):
+    return y.reshape(n, c, k, ho, wo).transpose(1, 2).reshape(n * k, c, ho, wo).contiguous()

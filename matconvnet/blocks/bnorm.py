@@ -1,0 +1,71 @@
+r"""vl_nnbnorm: batch normalisation.
+
+Formula (manual 4.5 and 6.5), per channel ``k`` over the ``m = H W N`` values of the batch::
+
+    mu_k = mean x_k,   sigma_k = sqrt(var x_k + epsilon)     (biased variance)
+    y_k = g_k (x_k - mu_k) / sigma_k + b_k
+
+The moments are a C x 2 array ``[mu, sigma]`` (any other shape with 2C elements is read
+in MATLAB's column-major order: all mu, then all sigma) with epsilon already inside sigma, as
+MatConvNet returns and consumes them; given moments are used as they are (epsilon is not
+added again), in the forward and in the backward mode.  Derivatives::
+
+    dzdb_k = sum dzdy_k,   dzdg_k = sum dzdy_k (x_k - mu_k) / sigma_k
+    dzdx_k = g_k / sigma_k (dzdy_k - dzdb_k / m) - g_k dzdg_k / (m sigma_k^2) (x_k - mu_k)
+
+Shapes: x N x C x H x W; g, b any shape with C elements (dzdg, dzdb keep those shapes).
+
+Call forms::
+
+    y = vl_nnbnorm(x, g, b, moments=None, epsilon=1e-4)
+    y, moments = vl_nnbnorm(x, g, b, return_moments=True)
+    dzdx, dzdg, dzdb, moments = vl_nnbnorm(x, g, b, dzdy, moments=None, epsilon=1e-4)
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+
+from .. import _tensor as T
+
+__all__ = ["vl_nnbnorm"]
+
+
+def vl_nnbnorm(x: T.Array, g: T.Array, b: T.Array, dzdy: Optional[T.Array] = None, *,
+               moments: Optional[T.Array] = None, epsilon: float = 1e-4,
+               return_moments: bool = False, cudnn: bool = True):
+    call = T.Call(x)
+    x = call.x
+    n, c, h, w = T.shape4(x, "x")
+    g = call.tensor(g, "g")
+    b = call.tensor(b, "b")
+    for name, t in (("g", g), ("b", b)):
+        if t.numel() != c:
+            raise ValueError(f"{name}: expected {c} elements (one per channel), got shape {tuple(t.shape)}")
+    epsilon = T.real(epsilon, "epsilon")
+    if epsilon < 0:
+        raise ValueError(f"epsilon: expected a non-negative number, got {epsilon}")
+    if moments is not None:
+        moments = call.tensor(moments, "moments")
+        if moments.numel() != 2 * c:
+            raise ValueError(
+                f"moments: expected a C x 2 array [mu, sigma] with C = {c}, got shape "
+                f"{tuple(moments.shape)}")
+        if tuple(moments.shape) != (c, 2):  # MATLAB's column-major [mu; sigma] order
+            moments = moments.reshape(2, c).t()
+        mu, sigma = moments[:, 0], moments[:, 1]
+    else:
+        var, mu = torch.var_mean(x, dim=(0, 2, 3), unbiased=False)
+        sigma = (var + epsilon).sqrt()
+        moments = torch.stack((mu, sigma), dim=1)
+    gv, bv = g.reshape(-1), b.reshape(-1)
+    if dzdy is None:
+        scale = gv / sigma
+        y = torch.addcmul((bv - mu * scale).view(1, c, 1, 1), x, scale.view(1, c, 1, 1))
+        return call.out(y, moments) if return_moments else call.out(y)
+    dzdy = call.tensor(dzdy, "dzdy")
+    T.expect_shape(dzdy, "dzdy", x.shape, "the shape of x")
+    dzdx, dzdg, dzdb = torch.ops.aten.native_batch_norm_backward(
+        dzdy, x, gv, None, None, mu, sigma.reciprocal(), True, epsilon, [True, True, True])
+    return call.out(dzdx, dzdg.reshape(g.shape), dzdb.reshape(b.shape), moments)

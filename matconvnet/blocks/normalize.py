@@ -1,0 +1,66 @@
+r"""vl_nnnormalize: local response normalisation (LRN) across channels.
+
+Formula (manual 4.5 and 6.5.1), with ``param = [N, kappa, alpha, beta]``::
+
+    y_k = x_k (kappa + alpha sum_{t in Q(k)} x_t^2)^(-beta)
+    Q(k) = [k - floor((N - 1) / 2), k + ceil((N - 1) / 2)]  clipped to the channels
+
+Note that alpha is not divided by N (Caffe's alpha is ``N alpha``).  With N >= 2C every
+channel is in every window: ``kappa = 0, alpha = 1, beta = 1/2`` is L2 normalisation.
+Derivative, with ``L_k`` the bracket above::
+
+    dzdx_t = dzdy_t L_t^(-beta) - 2 alpha beta x_t sum_{k : t in Q(k)} dzdy_k x_k L_k^(-beta-1)
+
+This computes the exact power; the original CPU code uses a fast approximate pow()
+(about 3e-3 relative error).
+
+Call forms::
+
+    y = vl_nnnormalize(x, param)
+    dzdx = vl_nnnormalize(x, param, dzdy)
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .. import _tensor as T
+
+__all__ = ["vl_nnnormalize"]
+
+
+def vl_nnnormalize(x: T.Array, param, dzdy: Optional[T.Array] = None):
+    call = T.Call(x)
+    x = call.x
+    T.shape4(x, "x")
+    size, kappa, alpha, beta = _param(param)
+    before, after = (size - 1) // 2, size - 1 - (size - 1) // 2
+    den = _window_sum(x * x, before, after).mul_(alpha).add_(kappa)
+    if dzdy is None:
+        return call.out(x * den.pow(-beta))
+    dzdy = call.tensor(dzdy, "dzdy")
+    T.expect_shape(dzdy, "dzdy", x.shape, "the shape of x")
+    scale = den.pow(-beta)
+    t = dzdy * x * scale / den
+    # sum over the windows containing t: the same window, mirrored
+    return call.out(dzdy * scale - (2 * alpha * beta) * x * _window_sum(t, after, before))
+
+
+def _window_sum(t: torch.Tensor, before: int, after: int) -> torch.Tensor:
+    """s_k = sum_{j = k - before}^{k + after} t_j over the channels, zero outside."""
+    n, c, h, w = t.shape
+    padded = F.pad(t.unsqueeze(1), (0, 0, 0, 0, before, after))
+    return F.avg_pool3d(padded, (before + after + 1, 1, 1), stride=1,
+                        divisor_override=1).squeeze(1)
+
+
+def _param(param):
+    v = np.asarray(param.tolist() if hasattr(param, "tolist") else param, dtype=float).ravel()
+    if v.size != 4:
+        raise ValueError(f"param: expected 4 numbers [N, kappa, alpha, beta], got {param!r}")
+    if v[0] < 1 or v[0] != int(v[0]):
+        raise ValueError(f"param: expected an integer window size N >= 1, got N = {v[0]}")
+    return int(v[0]), float(v[1]), float(v[2]), float(v[3])
