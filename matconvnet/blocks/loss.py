@@ -88,14 +88,7 @@ def vl_nnloss(x: T.Array, c: T.Array, dzdy=None, *, loss: str = "softmaxlog",
     scale = 1.0 / n if normalise else 1.0
 
     if categorical:
-        if c.dtype.is_floating_point and not bool((c == c.round()).all()):
-            raise ValueError("c: expected integer class indices, got non-integer labels")
-        lo, hi = int(c.min()), int(c.max())
-        if lo < 0 or hi > channels:
-            raise ValueError(
-                f"c: expected class indices in 1..{channels} (0 = ignore), got values in "
-                f"{lo}..{hi}")
-        index = (c.long() - 1).clamp_(min=0)
+        index = _class_index(c, channels, lowest=0)
     else:
         c = c.to(x.dtype)
         index = None
@@ -133,9 +126,7 @@ def vl_nnsoftmaxloss(x: T.Array, c: T.Array, dzdy=None):
     mass = (labels > 0).to(x.dtype)
     if c.shape[1] == 2:
         mass = mass * c[:, 1:].to(x.dtype)
-    if int(labels.max()) > channels:
-        raise ValueError(f"c: expected class indices up to {channels}, got {int(labels.max())}")
-    index = (labels.long() - 1).clamp_(min=0)
+    index = _class_index(labels, channels, lowest=None)
     if dzdy is None:
         t = _loss("softmaxlog", x, None, index, 0, 0.0)
         return call.out((t * mass).sum() / n)
@@ -155,6 +146,19 @@ def _labels(c: torch.Tensor, x: torch.Tensor, depth: int, what: str) -> torch.Te
     if c.shape[1] != depth:
         raise ValueError(f"c: expected {what} along dimension 1, got shape {tuple(c.shape)}")
     return c
+
+
+def _class_index(c: torch.Tensor, channels: int, lowest: Optional[int]) -> torch.Tensor:
+    """0-based class indices of integer labels 1..C; labels below 1 (ignored) point at 0."""
+    if c.dtype.is_floating_point and not bool((c == c.round()).all()):
+        raise ValueError("c: expected integer class indices, got non-integer labels")
+    lo, hi = int(c.min()), int(c.max())
+    if hi > channels or (lowest is not None and lo < lowest):
+        first = "1" if lowest is None else str(lowest)
+        raise ValueError(
+            f"c: expected class indices up to {channels} (from {first}; 0 = ignore), "
+            f"got values in {lo}..{hi}")
+    return (c.long() - 1).clamp_(min=0)
 
 
 def _weights(call, instance_weights, shape, ignore):
