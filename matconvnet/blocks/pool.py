@@ -10,6 +10,8 @@ Padding never contributes: max ignores it (as if it were -inf) and avg divides b
 of the clipped window, not by ``PH PW``.  Each pad must be smaller than the window.
 The max derivative routes ``dzdy`` to the first maximum of each window in MatConvNet's scan
 order (column-major: down the rows, then across the columns); overlapping windows add up.
+As in the original, NaN is never selected and a window holding only -inf/NaN passes no
+derivative (the forward output, unlike the original's, propagates NaN).
 
 Shapes (``H x W x C x N`` in MatConvNet)::
 
@@ -99,12 +101,17 @@ def _max_forward(x, geom):
 def _max_backward(x, dzdy, geom):
     # PyTorch's kernels take the first maximum in row-major window order; MatConvNet scans
     # column-major.  Pooling the transposed image makes the two orders coincide.
-    xt, gt = x.transpose(2, 3), geom.transposed()
+    xt, gt, dzdyt = x.transpose(2, 3), geom.transposed(), dzdy.transpose(2, 3)
     xp = _pad_input(xt, gt, float("-inf"))
-    _, idx = _aten.max_pool2d_with_indices(xp, list(gt.pool), list(gt.stride), list(gt.padding))
-    dzdxp = _aten.max_pool2d_with_indices_backward(
-        dzdy.transpose(2, 3), xp, list(gt.pool), list(gt.stride), list(gt.padding), [1, 1],
-        False, idx)
+    args = (list(gt.pool), list(gt.stride), list(gt.padding))
+    y, idx = _aten.max_pool2d_with_indices(xp, *args)
+    if not bool(y.sum().isfinite()):
+        # Rare: MatConvNet never selects NaN, and windows holding only -inf/NaN get no
+        # derivative; PyTorch would route to the NaN or to the window's first element.
+        xp = xp.masked_fill(xp.isnan(), float("-inf"))
+        y, idx = _aten.max_pool2d_with_indices(xp, *args)
+        dzdyt = dzdyt.masked_fill(y == float("-inf"), 0)
+    dzdxp = _aten.max_pool2d_with_indices_backward(dzdyt, xp, *args, [1, 1], False, idx)
     if not gt.native:
         dzdxp = crop_hw(dzdxp, gt.pad)
     return dzdxp.transpose(2, 3).contiguous()
