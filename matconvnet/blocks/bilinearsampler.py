@@ -10,7 +10,8 @@ last pixels; channel 0 is the vertical coordinate, channel 1 the horizontal one:
 (0-based pixel coordinates; neighbours outside the image contribute zero).  As in the
 original, a point above or left of the first pixel centre (``u < 0`` or ``v < 0``) gives 0
 and no derivative, while one below or right of the last centre still takes its share of
-the border pixels.  When
+the border pixels.  (That is the original's CPU code, which the reference numbers come
+from; its CUDA kernel keeps those samples.)  When
 ``N' = k N``, grids ``n k .. n k + k - 1`` sample image ``n``.  Backward returns dzdx and
 dzdgrid (the derivative with respect to the normalised coordinates).
 

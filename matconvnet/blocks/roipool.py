@@ -52,8 +52,8 @@ def vl_nnroipool(x: T.Array, rois: T.Array, dzdy: Optional[T.Array] = None, *,
     k = r.shape[0]
     image = (r[:, 0].round().long() - 1).clamp(0, n - 1)
     u0, v0, u1, v1 = _transform(r[:, 1:], transform)
-    rows = _bins(v0, v1, sub[0], h)
-    cols = _bins(u0, u1, sub[1], w)
+    rows = _bins(v0, v1, sub[0], h, x.dtype)
+    cols = _bins(u0, u1, sub[1], w, x.dtype)
     if dzdy is not None:
         dzdy = call.tensor(dzdy, "dzdy")
         T.expect_shape(dzdy, "dzdy", (k, c, sub[0], sub[1]), "the shape of the output y")
@@ -95,12 +95,15 @@ def _round(t: torch.Tensor) -> torch.Tensor:
     return (t.sign() * (t.abs() + 0.5).floor()).long()
 
 
-def _bins(lo: torch.Tensor, hi: torch.Tensor, count: int, size: int):
-    """[start, end) of each bin along one axis, clipped to 0..size: two K x count tensors."""
+def _bins(lo: torch.Tensor, hi: torch.Tensor, count: int, size: int, dtype: torch.dtype):
+    """[start, end) of each bin along one axis, clipped to 0..size: two K x count tensors.
+    The bin size is computed in x's precision, as the original does (13 * (7 / 13) is 7 in
+    double but 7.0000005 in single precision, which moves the last bin's end)."""
     start, end = _round(lo) - 1, _round(hi) - 1
-    extent = (end - start + 1).clamp(min=1).to(torch.float32)
+    dtype = dtype if dtype in (torch.float32, torch.float64) else torch.float32
+    extent = (end - start + 1).clamp(min=1).to(dtype)
     step = extent / count
-    p = torch.arange(count, dtype=torch.float32)
+    p = torch.arange(count, dtype=dtype, device=lo.device)
     first = (p[None] * step[:, None]).floor().long() + start[:, None]
     last = ((p[None] + 1) * step[:, None]).ceil().long() + start[:, None]
     return first.clamp(0, size), last.clamp(0, size)
