@@ -101,11 +101,11 @@ def vl_nnconv(x: T.Array, f: Optional[T.Array], b: Optional[T.Array] = None,
         need = (not no_der_data, f is not None and not no_der_filters,
                 b is not None and not no_der_biases)
         if f is None:
-            dzdx, dzdf = _identity_backward(x, dzdy, pad, stride) if need[0] else None, None
+            dzdx = _identity_backward(x, dzdy, pad, stride) if need[0] else None
+            dzdf, dzdb = None, dzdy.sum(dim=(0, 2, 3)) if need[2] else None
         else:
-            dzdx, dzdf = _backward(x, f, dzdy, pad, stride, dilate, groups, need)
-        dzdb = dzdy.sum(dim=(0, 2, 3)).reshape(b.shape) if need[2] else None
-        return call.out(dzdx, dzdf, dzdb)
+            dzdx, dzdf, dzdb = _backward(x, f, dzdy, pad, stride, dilate, groups, need)
+        return call.out(dzdx, dzdf, None if dzdb is None else dzdb.reshape(b.shape))
 
 
 def _forward(x, f, b, pad, stride, dilate, groups):
@@ -119,12 +119,12 @@ def _backward(x, f, dzdy, pad, stride, dilate, groups, need):
     symmetric = is_symmetric(pad)
     xp = x if symmetric else F.pad(x, torch_pad(pad))
     padding = (pad[0], pad[2]) if symmetric else (0, 0)
-    dzdx, dzdf, _ = torch.ops.aten.convolution_backward(
-        dzdy, xp, f, None, list(stride), list(padding), list(dilate), False, [0, 0], groups,
-        [need[0], need[1], False])
+    dzdx, dzdf, dzdb = torch.ops.aten.convolution_backward(
+        dzdy, xp, f, [f.shape[0]], list(stride), list(padding), list(dilate), False, [0, 0],
+        groups, list(need))
     if dzdx is not None and not symmetric:
         dzdx = crop_hw(dzdx, pad).contiguous()
-    return dzdx, dzdf
+    return dzdx, dzdf, dzdb
 
 
 def _identity_forward(x, b, pad, stride, yh, yw):

@@ -85,8 +85,7 @@ def vl_nnconvt(x: T.Array, f: T.Array, b: Optional[T.Array] = None,
         T.expect_shape(dzdy, "dzdy", (n, k * groups, yh, yw), "the shape of the output y")
         need = (not no_der_data, not no_der_filters, b is not None and not no_der_biases)
         dzdy_full = F.pad(dzdy, (extra[2], extra[3], extra[0], extra[1])) if any(extra) else dzdy
-        dzdx, dzdf, _ = torch.ops.aten.convolution_backward(
-            dzdy_full, x, f, None, list(up), list(sym), [1, 1], True, [0, 0], groups,
-            [need[0], need[1], False])
-        dzdb = dzdy.sum(dim=(0, 2, 3)).reshape(b.shape) if need[2] else None
-        return call.out(dzdx, dzdf, dzdb)
+        dzdx, dzdf, dzdb = torch.ops.aten.convolution_backward(
+            dzdy_full, x, f, [k * groups], list(up), list(sym), [1, 1], True, [0, 0], groups,
+            list(need))
+        return call.out(dzdx, dzdf, None if dzdb is None else dzdb.reshape(b.shape))

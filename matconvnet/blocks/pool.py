@@ -93,28 +93,40 @@ def _pad_input(x, geom, value):
     return x if geom.native or not any(geom.pad) else F.pad(x, torch_pad(geom.pad), value=value)
 
 
+def _pooling_layout(t):
+    """PyTorch's CPU max pooling is several times faster on channels-last tensors."""
+    if t.device.type == "cpu":
+        return t.contiguous(memory_format=torch.channels_last)
+    return t.contiguous()
+
+
 def _max_forward(x, geom):
-    xp = _pad_input(x, geom, float("-inf"))
-    return F.max_pool2d(xp, geom.pool, geom.stride, geom.padding)
+    xp = _pooling_layout(_pad_input(x, geom, float("-inf")))
+    return F.max_pool2d(xp, geom.pool, geom.stride, geom.padding).contiguous()
 
 
 def _max_backward(x, dzdy, geom):
-    # PyTorch's kernels take the first maximum in row-major window order; MatConvNet scans
-    # column-major.  Pooling the transposed image makes the two orders coincide.
-    xt, gt, dzdyt = x.transpose(2, 3), geom.transposed(), dzdy.transpose(2, 3)
-    xp = _pad_input(xt, gt, float("-inf"))
+    # PyTorch's kernels take the first maximum in row-major window order, MatConvNet's in
+    # column-major order: choose the maxima on the H <-> W transposed image, then translate
+    # their indices back to the original plane and scatter dzdy there.
+    gt = geom.transposed()
+    xt = _pooling_layout(_pad_input(x.transpose(2, 3), gt, float("-inf")))
     args = (list(gt.pool), list(gt.stride), list(gt.padding))
-    y, idx = _aten.max_pool2d_with_indices(xp, *args)
-    if not bool(y.sum().isfinite()):
+    yt, idx = _aten.max_pool2d_with_indices(xt, *args)
+    if not bool(yt.sum().isfinite()):
         # Rare: MatConvNet never selects NaN, and windows holding only -inf/NaN get no
         # derivative; PyTorch would route to the NaN or to the window's first element.
-        xp = xp.masked_fill(xp.isnan(), float("-inf"))
-        y, idx = _aten.max_pool2d_with_indices(xp, *args)
-        dzdyt = dzdyt.masked_fill(y == float("-inf"), 0)
-    dzdxp = _aten.max_pool2d_with_indices_backward(dzdyt, xp, *args, [1, 1], False, idx)
-    if not gt.native:
-        dzdxp = crop_hw(dzdxp, gt.pad)
-    return dzdxp.transpose(2, 3).contiguous()
+        xt = xt.masked_fill(xt.isnan(), float("-inf"))
+        yt, idx = _aten.max_pool2d_with_indices(xt, *args)
+        dzdy = dzdy.masked_fill((yt == float("-inf")).transpose(2, 3), 0)
+    pw, ph = xt.shape[2:]        # the pooled plane, transposed: index = col * ph + row
+    to_original = torch.arange(ph * pw, device=idx.device).view(ph, pw).t().reshape(-1)
+    idx = torch.take(to_original, idx).transpose(2, 3)   # a lookup beats int64 div/mod
+    n, c = x.shape[:2]
+    plane = x if geom.native else x.new_empty((n, c, ph, pw))
+    dzdxp = _aten.max_pool2d_with_indices_backward(
+        dzdy, plane, list(geom.pool), list(geom.stride), list(geom.padding), [1, 1], False, idx)
+    return dzdxp if geom.native else crop_hw(dzdxp, geom.pad).contiguous()
 
 
 def _clipped_area(x, geom):
