@@ -172,6 +172,19 @@ def real(value: Any, name: str) -> float:
     return float(value)
 
 
+def reals(value: Any, name: str, count: int, what: str) -> Tuple[float, ...]:
+    """A fixed-length parameter vector such as LRN's ``[N, kappa, alpha, beta]``."""
+    if isinstance(value, torch.Tensor):
+        value = value.tolist()
+    try:
+        v = np.asarray(value, dtype=float).ravel()
+    except (TypeError, ValueError):
+        raise TypeError(f"{name}: expected {count} numbers {what}, got {value!r}") from None
+    if v.size != count:
+        raise ValueError(f"{name}: expected {count} numbers {what}, got {value!r}")
+    return tuple(float(a) for a in v)
+
+
 def choice(value: Any, name: str, options: Sequence[str]) -> str:
     """Case-insensitive string option, as MatConvNet matches them."""
     if not isinstance(value, str) or value.lower() not in options:
@@ -188,6 +201,18 @@ def shape4(t: torch.Tensor, name: str) -> Tuple[int, int, int, int]:
     if t.dim() != 4:
         raise ValueError(f"{name}: expected a 4-D N x C x H x W array, got shape {tuple(t.shape)}")
     return tuple(t.shape)  # type: ignore[return-value]
+
+
+def expect_broadcastable(t: torch.Tensor, name: str, shape: Sequence[int], what: str) -> None:
+    """Check that ``t`` broadcasts to ``shape`` without growing it."""
+    shape = tuple(shape)
+    try:
+        ok = t.dim() <= len(shape) and torch.broadcast_shapes(t.shape, shape) == shape
+    except RuntimeError:
+        ok = False
+    if not ok:
+        raise ValueError(
+            f"{name}: expected an array that broadcasts to {what} {shape}, got shape {tuple(t.shape)}")
 
 
 def expect_shape(t: torch.Tensor, name: str, shape: Sequence[int], what: str = "") -> None:

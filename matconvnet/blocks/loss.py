@@ -173,14 +173,7 @@ def _weights(call, instance_weights, shape, ignore):
     iw = call.scalar_or_tensor(instance_weights, "instance_weights")
     if iw.dim() == 1 and iw.numel() == shape[0]:
         iw = iw.reshape(-1, 1, 1, 1)
-    try:
-        ok = torch.broadcast_shapes(iw.shape, shape) == shape
-    except RuntimeError:
-        ok = False
-    if not ok:
-        raise ValueError(
-            f"instance_weights: expected an array that broadcasts to the labels' shape "
-            f"{tuple(shape)}, got shape {tuple(iw.shape)}")
+    T.expect_broadcastable(iw, "instance_weights", shape, "the labels' shape")
     return iw.expand(shape) if weights is None else weights * iw
 
 

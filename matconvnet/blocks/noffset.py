@@ -24,18 +24,10 @@ def vl_nnnoffset(x: T.Array, param, dzdy: Optional[T.Array] = None):
     call = T.Call(x)
     x = call.x
     T.shape4(x, "x")
-    a, b = _param(param)
+    a, b = T.reals(param, "param", 2, "[a, b]")
     sq = x.pow(2).sum(dim=1, keepdim=True).clamp_(min=1e-8)
     if dzdy is None:
         return call.out(x - a * sq.pow(b))
     dzdy = call.tensor(dzdy, "dzdy")
     T.expect_shape(dzdy, "dzdy", x.shape, "the shape of x")
     return call.out(dzdy - (2 * a * b) * x * (dzdy.sum(dim=1, keepdim=True) * sq.pow(b - 1)))
-
-
-def _param(param):
-    import numpy as np
-    v = np.asarray(param.tolist() if hasattr(param, "tolist") else param, dtype=float).ravel()
-    if v.size != 2:
-        raise ValueError(f"param: expected 2 numbers [a, b], got {param!r}")
-    return float(v[0]), float(v[1])

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 from typing import Optional
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -58,9 +57,7 @@ def _window_sum(t: torch.Tensor, before: int, after: int) -> torch.Tensor:
 
 
 def _param(param):
-    v = np.asarray(param.tolist() if hasattr(param, "tolist") else param, dtype=float).ravel()
-    if v.size != 4:
-        raise ValueError(f"param: expected 4 numbers [N, kappa, alpha, beta], got {param!r}")
-    if v[0] < 1 or v[0] != int(v[0]):
-        raise ValueError(f"param: expected an integer window size N >= 1, got N = {v[0]}")
-    return int(v[0]), float(v[1]), float(v[2]), float(v[3])
+    size, kappa, alpha, beta = T.reals(param, "param", 4, "[N, kappa, alpha, beta]")
+    if size < 1 or size != int(size):
+        raise ValueError(f"param: expected an integer window size N >= 1, got N = {size}")
+    return int(size), kappa, alpha, beta

@@ -43,14 +43,7 @@ def vl_nnpdist(x: T.Array, x0: T.Array, p: float, dzdy: Optional[T.Array] = None
     x = call.x
     n, c, h, w = T.shape4(x, "x")
     x0 = call.tensor(x0, "x0")
-    try:
-        ok = x0.dim() == 4 and torch.broadcast_shapes(x0.shape, x.shape) == x.shape
-    except RuntimeError:
-        ok = False
-    if not ok:
-        raise ValueError(
-            f"x0: expected the shape of x {tuple(x.shape)} or one that broadcasts to it "
-            f"(e.g. {(n, c, 1, 1)}), got {tuple(x0.shape)}")
+    T.expect_broadcastable(x0, "x0", x.shape, "the shape of x (e.g. N x C x 1 x 1)")
     p = T.real(p, "p")
     if p <= 0:
         raise ValueError(f"p: expected a positive exponent, got {p}")
@@ -58,14 +51,7 @@ def vl_nnpdist(x: T.Array, x0: T.Array, p: float, dzdy: Optional[T.Array] = None
     weights = None
     if instance_weights is not None:
         weights = call.scalar_or_tensor(instance_weights, "instance_weights")
-        try:
-            ok = torch.broadcast_shapes(weights.shape, (n, 1, h, w)) == (n, 1, h, w)
-        except RuntimeError:
-            ok = False
-        if not ok:
-            raise ValueError(
-                f"instance_weights: expected an array that broadcasts to {(n, 1, h, w)}, "
-                f"got shape {tuple(weights.shape)}")
+        T.expect_broadcastable(weights, "instance_weights", (n, 1, h, w), "the output's shape")
     d = x - x0
     if dzdy is None:
         if p == 1:

@@ -19,8 +19,6 @@ from __future__ import annotations
 
 from typing import Optional
 
-import numpy as np
-
 from .. import _tensor as T
 from .pool import vl_nnpool
 
@@ -31,10 +29,10 @@ def vl_nnspnorm(x: T.Array, param, dzdy: Optional[T.Array] = None):
     call = T.Call(x)
     x = call.x
     T.shape4(x, "x")
-    v = np.asarray(param.tolist() if hasattr(param, "tolist") else param, dtype=float).ravel()
-    if v.size != 4 or v[0] < 1 or v[1] < 1 or v[0] != int(v[0]) or v[1] != int(v[1]):
-        raise ValueError(f"param: expected [PH, PW, alpha, beta] with integer PH, PW >= 1, got {param!r}")
-    ph, pw, alpha, beta = int(v[0]), int(v[1]), float(v[2]), float(v[3])
+    ph, pw, alpha, beta = T.reals(param, "param", 4, "[PH, PW, alpha, beta]")
+    if min(ph, pw) < 1 or ph != int(ph) or pw != int(pw):
+        raise ValueError(f"param: expected integer window sizes PH, PW >= 1, got {(ph, pw)}")
+    ph, pw = int(ph), int(pw)
     pool = (ph, pw)
     pad = ((ph - 1) // 2, ph - 1 - (ph - 1) // 2, (pw - 1) // 2, pw - 1 - (pw - 1) // 2)
     den = vl_nnpool(x * x, pool, method="avg", pad=pad).mul_(alpha).add_(1)
