@@ -1,0 +1,6 @@
+"""SimpleNN: networks as chains of blocks (manual 3.1), and their utilities."""
+from .simplenn import LAYER_TYPES, vl_simplenn
+from .tidy import vl_simplenn_deploy, vl_simplenn_move, vl_simplenn_tidy
+
+__all__ = ["vl_simplenn", "vl_simplenn_tidy", "vl_simplenn_move", "vl_simplenn_deploy",
+           "LAYER_TYPES"]

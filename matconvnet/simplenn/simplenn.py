@@ -1,0 +1,274 @@
+r"""vl_simplenn: evaluate a SimpleNN network (a chain of blocks) forward and backward.
+
+A SimpleNN network is ``net = {'layers': [...], 'meta': {...}}`` (docs/net-structure.md).
+Evaluating it on ``x`` produces ``res``, a list of ``n + 1`` dicts (manual 3.1,
+FEATURES.md 2.2)::
+
+    res[0]['x'] = x,  res[i + 1]['x'] = output of layer i       (0-based i here)
+    res[i]['dzdx'] = dz/d res[i]['x'],  res[n]['dzdx'] = dzdy
+    res[i]['dzdw'] = derivatives of layer i's weights (bnorm: [dg, db, moments * N])
+    res[i + 1]['aux'] = auxiliary output (dropout's mask)
+    res[i]['time'], res[i]['backward_time'] = seconds spent in layer i
+
+Backpropagation is chapter 2's: the blocks are called in backward mode in reverse order,
+each mapping ``res[i + 1]['dzdx']`` to ``res[i]['dzdx']``.
+
+Call forms::
+
+    res = vl_simplenn(net, x)                       # forward
+    res = vl_simplenn(net, x, dzdy)                 # forward and backward
+    res = vl_simplenn(net, x, dzdy, res, skip_forward=True)   # backward only
+
+Options: ``mode`` ('normal' or 'test': dropout becomes the identity and batch
+normalisation uses the stored moments in the forward pass; as in the original its backward
+still uses batch statistics), ``conserve_memory`` (drop intermediate values not needed
+any more; the network input is dropped too, as in the original), ``back_prop_depth``
+(backpropagate through the last layers only), ``skip_forward`` (reuse ``res``),
+``accumulate`` (add the weight derivatives into ``res``), ``cudnn``, ``sync`` (wait for the
+GPU after each layer, for timings), ``parameter_server`` (an object with ``push(name,
+tensor)`` receiving each weight derivative as ``'l<i>_<j>'``, 1-based as in the
+original) and ``hold_on`` (do not push).
+"""
+from __future__ import annotations
+
+import math
+import time
+from typing import Any, Callable, Dict, List, NamedTuple, Optional
+
+import numpy as np
+import torch
+
+from .. import blocks as B
+
+__all__ = ["vl_simplenn", "LAYER_TYPES"]
+
+Res = List[Dict[str, Any]]
+_LOSSES = ("loss", "softmaxloss")
+_PARAMETRIC = ("conv", "convt", "bnorm")
+
+
+# ------------------------------------------------------------------ the layer table
+# The one place that maps a layer's fields to its block's arguments.
+
+class _Spec(NamedTuple):
+    block: Callable
+    args: Callable[[dict], tuple]          # positional arguments after x
+    kwargs: Callable[[dict], dict]         # keyword options
+    has_weights: bool = False              # backward returns (dzdx, dzdw1, dzdw2, ...)
+    cudnn: bool = False                    # takes the cudnn switch
+
+
+def _no_args(l):
+    return ()
+
+
+def _no_kwargs(l):
+    return {}
+
+
+def _weights(l):
+    w = list(l.get("weights") or [])
+    return (w[0] if w else None, w[1] if len(w) > 1 else None)
+
+
+LAYER_TYPES: Dict[str, _Spec] = {
+    "conv": _Spec(B.vl_nnconv, _weights, lambda l: dict(
+        pad=l.get("pad", 0), stride=l.get("stride", 1), dilate=l.get("dilate", 1), **_opts(l)),
+        has_weights=True, cudnn=True),
+    "convt": _Spec(B.vl_nnconvt, _weights, lambda l: dict(
+        crop=l.get("crop", 0), upsample=l.get("upsample", 1), num_groups=l.get("numGroups", 1),
+        **_opts(l)), has_weights=True, cudnn=True),
+    "pool": _Spec(B.vl_nnpool, lambda l: (l["pool"],), lambda l: dict(
+        pad=l.get("pad", 0), stride=l.get("stride", 1), method=l.get("method", "max"),
+        **_opts(l)), cudnn=True),
+    "normalize": _Spec(B.vl_nnnormalize, lambda l: (l["param"],), _no_kwargs),
+    "spnorm": _Spec(B.vl_nnspnorm, lambda l: (l["param"],), _no_kwargs),
+    "noffset": _Spec(B.vl_nnnoffset, lambda l: (l["param"],), _no_kwargs),
+    "softmax": _Spec(B.vl_nnsoftmax, _no_args, _no_kwargs),
+    "sigmoid": _Spec(B.vl_nnsigmoid, _no_args, _no_kwargs),
+    "relu": _Spec(B.vl_nnrelu, _no_args,
+                  lambda l: {"leak": l["leak"]} if l.get("leak", 0) > 0 else {}),
+    "loss": _Spec(B.vl_nnloss, lambda l: (l["class"],), _no_kwargs),
+    "softmaxloss": _Spec(B.vl_nnsoftmaxloss, lambda l: (l["class"],), _no_kwargs),
+    "pdist": _Spec(B.vl_nnpdist, lambda l: (l["class"], l.get("p", 2)), lambda l: dict(
+        no_root=bool(l.get("noRoot", False)), epsilon=l.get("epsilon", 1e-3),
+        aggregate=bool(l.get("aggregate", False)),
+        instance_weights=_none_if_empty(l.get("instanceWeights")))),
+    "bnorm": _Spec(B.vl_nnbnorm, lambda l: tuple(l["weights"][:2]),
+                   lambda l: {"epsilon": l.get("epsilon", 1e-5)}, has_weights=True),
+    "dropout": _Spec(B.vl_nndropout, _no_args, lambda l: {"rate": l.get("rate", 0.5)}),
+}
+LAYER_TYPES["lrn"] = LAYER_TYPES["normalize"]
+
+
+def _opts(l) -> dict:
+    """A layer's ``opts`` (extra block options): a dict, or MATLAB's {'Name', value} list."""
+    opts = l.get("opts") or {}
+    if isinstance(opts, (list, tuple)):
+        if len(opts) % 2:
+            raise ValueError(f"opts: expected name/value pairs, got {opts!r}")
+        opts = {_snake(k): v for k, v in zip(opts[::2], opts[1::2])}
+    return dict(opts)
+
+
+def _snake(name: str) -> str:
+    out = "".join("_" + ch.lower() if ch.isupper() else ch for ch in name)
+    return out.lstrip("_").lower()
+
+
+def _none_if_empty(v):
+    if v is None or (hasattr(v, "__len__") and len(v) == 0 and not torch.is_tensor(v)):
+        return None
+    if torch.is_tensor(v) and v.numel() == 0:
+        return None
+    return v
+
+
+# ------------------------------------------------------------------ vl_simplenn
+
+def vl_simplenn(net: dict, x, dzdy=None, res: Optional[Res] = None, *, mode: str = "normal",
+                conserve_memory: bool = False, sync: bool = False, accumulate: bool = False,
+                cudnn: bool = True, back_prop_depth: float = math.inf,
+                skip_forward: bool = False, parameter_server=None,
+                hold_on: bool = False) -> Res:
+    layers = _layers(net)
+    n = len(layers)
+    if not back_prop_depth > 0:
+        raise ValueError(f"back_prop_depth: expected a positive number, got {back_prop_depth}")
+    lim = max(n - back_prop_depth, 0) if math.isfinite(back_prop_depth) else 0
+    lim = int(lim)  # first layer (0-based) that backpropagates
+    if mode not in ("normal", "test"):
+        raise ValueError(f"mode: expected 'normal' or 'test', got {mode!r}")
+    test = mode == "test"
+    doder = dzdy is not None
+    if skip_forward and not doder:
+        raise ValueError("skip_forward: valid only when the backward pass is computed (give dzdy)")
+    if res is None:
+        if skip_forward:
+            raise ValueError("res: a res list from an earlier call is required with skip_forward")
+        res = [_new_res() for _ in range(n + 1)]
+    elif len(res) != n + 1:
+        raise ValueError(f"res: expected {n + 1} entries (layers + 1), got {len(res)}")
+    if isinstance(x, np.ndarray):
+        x = torch.from_numpy(np.ascontiguousarray(x))
+    gpu = torch.is_tensor(x) and x.is_cuda
+
+    if not skip_forward:
+        res[0]["x"] = x
+        for i, l in enumerate(layers):
+            start = time.perf_counter()
+            _forward(l, res, i, test, cudnn)
+            # forget values no longer needed (the original's rules, including dropping
+            # the network input and ReLU inputs, whose derivative can use the output)
+            needs_bprop = doder and i >= lim
+            forget = conserve_memory and not needs_bprop
+            if i > 0:
+                prev = layers[i - 1]
+                forget = forget and (not needs_bprop or (l["type"] == "relu" and not prev.get("precious", False)))
+                forget = forget and prev["type"] not in _LOSSES
+                forget = forget and not prev.get("precious", False)
+            if forget:
+                res[i]["x"] = None
+            if gpu and sync:
+                torch.cuda.synchronize(x.device)
+            res[i]["time"] = time.perf_counter() - start
+
+    if doder:
+        res[n]["dzdx"] = dzdy
+        i = n
+        for i in range(n - 1, lim - 1, -1):
+            l = layers[i]
+            start = time.perf_counter()
+            dzdw = _backward(l, res, i, test, cudnn)
+            if l["type"] in _PARAMETRIC:
+                if accumulate and res[i].get("dzdw"):
+                    res[i]["dzdw"] = [a + b for a, b in zip(res[i]["dzdw"], dzdw)]
+                else:
+                    res[i]["dzdw"] = dzdw
+                if parameter_server is not None and not hold_on:
+                    for j, d in enumerate(res[i]["dzdw"]):
+                        parameter_server.push(f"l{i + 1}_{j + 1}", d)
+                    res[i]["dzdw"] = [None] * len(res[i]["dzdw"])
+            if conserve_memory and not l.get("precious", False) and i != n - 1:
+                res[i + 1]["dzdx"] = None
+                res[i + 1]["x"] = None
+            if gpu and sync:
+                torch.cuda.synchronize(x.device)
+            res[i]["backward_time"] = time.perf_counter() - start
+        if i > 0 and i == lim and conserve_memory and not layers[i].get("precious", False):
+            res[i]["dzdx"] = None
+            res[i]["x"] = None
+    return res
+
+
+def _new_res() -> Dict[str, Any]:
+    return {"x": None, "dzdx": None, "dzdw": [], "aux": None, "stats": None,
+            "time": 0.0, "backward_time": 0.0}
+
+
+def _layers(net) -> list:
+    if not isinstance(net, dict) or not isinstance(net.get("layers"), (list, tuple)):
+        raise TypeError("net: expected a SimpleNN dict with a 'layers' list")
+    for i, l in enumerate(net["layers"]):
+        if not isinstance(l, dict) or "type" not in l:
+            raise ValueError(f"net: layer {i + 1} is not a dict with a 'type' field")
+        if l["type"] != "custom" and l["type"] not in LAYER_TYPES:
+            raise ValueError(
+                f"net: layer {i + 1} ({l.get('name', '?')}) has unknown type {l['type']!r}; "
+                f"expected one of {', '.join(sorted(LAYER_TYPES))} or custom")
+    return list(net["layers"])
+
+
+def _call(l, x, *extra, test=False, cudnn=True, **more):
+    """Call layer l's block on x (forward, or backward when extra ends with dzdy)."""
+    spec = LAYER_TYPES[l["type"]]
+    kwargs = dict(spec.kwargs(l), **more)
+    if spec.cudnn and not cudnn:
+        kwargs["cudnn"] = False
+    return spec.block(x, *spec.args(l), *extra, **kwargs)
+
+
+def _forward(l, res, i, test, cudnn):
+    t = l["type"]
+    x = res[i]["x"]
+    out = res[i + 1]
+    try:
+        if t == "custom":
+            res[i + 1] = l["forward"](l, res[i], res[i + 1])
+        elif t == "dropout":
+            out["x"], out["aux"] = (x, None) if test else _call(l, x)
+        elif t == "bnorm" and test:
+            out["x"] = _call(l, x, moments=l["weights"][2])
+        else:
+            out["x"] = _call(l, x, cudnn=cudnn)
+    except (ValueError, TypeError) as e:
+        raise type(e)(f"layer {i + 1} ({l.get('name', t)}): {e}") from e
+
+
+def _backward(l, res, i, test, cudnn):
+    """Set res[i]['dzdx']; return the weight derivatives."""
+    t = l["type"]
+    x, y, dzdy = res[i]["x"], res[i + 1]["x"], res[i + 1]["dzdx"]
+    try:
+        if t == "custom":
+            res[i] = l["backward"](l, res[i], res[i + 1])
+            return res[i].get("dzdw") or []
+        if t == "dropout":
+            res[i]["dzdx"] = dzdy if test else _call(l, x, dzdy, mask=res[i + 1]["aux"])
+            return []
+        if t == "relu" and x is None:
+            x = y  # the input was dropped to save memory: y gives the same derivative
+        more = {"y": y} if t in ("softmax", "sigmoid") and y is not None else {}
+        out = _call(l, x, dzdy, cudnn=cudnn, **more)
+    except (ValueError, TypeError) as e:
+        raise type(e)(f"layer {i + 1} ({l.get('name', t)}): {e}") from e
+    if t == "bnorm":
+        # The original scales the moments by the batch size so that sub-batches add up.
+        dzdx, dg, db, moments = out
+        res[i]["dzdx"] = dzdx
+        return [dg, db, moments * x.shape[0]]
+    if LAYER_TYPES[t].has_weights:
+        res[i]["dzdx"] = out[0]
+        return list(out[1:])
+    res[i]["dzdx"] = out[0] if isinstance(out, tuple) else out  # pdist: (dzdx, dzdx0)
+    return []
