@@ -7,3 +7,6 @@ __all__ = ["vl_simplenn", "vl_simplenn_tidy", "vl_simplenn_move", "vl_simplenn_d
 from .display import Display, vl_simplenn_display
 
 __all__ += ["vl_simplenn_display", "Display"]
+from .diagnose import vl_simplenn_diagnose
+
+__all__ += ["vl_simplenn_diagnose"]

@@ -260,3 +260,16 @@ def test_move_and_deploy():
     x = torch.randn(1, 2, 5, 5)
     want = torch.softmax(vl_simplenn(net, x, mode="test")[2]["x"], 1)
     torch.testing.assert_close(vl_simplenn(dep, x)[-1]["x"], want, rtol=1e-5, atol=1e-6)
+
+
+def test_diagnose_reports_parameter_and_res_statistics(data):
+    from matconvnet.simplenn import vl_simplenn_diagnose
+    net = lenet()
+    panels = vl_simplenn_diagnose(net)
+    assert set(panels) == {"filters", "biases"}
+    f = net["layers"][0]["weights"][0]
+    assert panels["filters"][0] == pytest.approx((f.min().item(), f.mean().item(), f.max().item()))
+    assert panels["filters"][1] is None
+    res = vl_simplenn(net, data, 1.0)
+    panels = vl_simplenn_diagnose(net, res)
+    assert len(panels["x"]) == len(res) and panels["dfilters"][0] is not None
