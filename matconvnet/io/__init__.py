@@ -1,0 +1,12 @@
+"""Reading and writing other tools' files (DESIGN.md floor 3): MatConvNet's MAT files.
+
+``load(path)`` -> the file's variables as plain Python: a SimpleNN or DagNN model file
+gives the net itself (docs/net-structure.md), a checkpoint ``{'net', 'state', 'stats'}``.
+``save(path, net_or_vars, format='v7')`` writes MatConvNet's format back ('v7', 'v6' or
+'v7.3').  ``layout`` holds the H x W x C x N <-> N x C x H x W conversions, per layer type:
+the only place in the package that knows MatConvNet's layout.
+"""
+from . import layout
+from .mat import FORMATS, load, save
+
+__all__ = ["load", "save", "FORMATS", "layout"]
