@@ -3,6 +3,12 @@ r"""vl_nnbnorm: batch normalisation.
 Formula (manual 4.5 and 6.5), per channel ``k`` over the ``m = H W N`` values of the batch::
 
     mu_k = mean x_k,   sigma_k = sqrt(var x_k + epsilon)     (biased variance)
+
+The variance is computed as the original does, in one pass, ``mean(x^2) - mu^2`` clamped at
+0, in x's precision (FEATURES.md Q-09).  Networks trained with MatConvNet then reproduce to
+single-precision rounding (a two-pass variance differs by up to 3e-4 after a 2-sample batch
+norm); the price is the original's loss of precision in float32 when ``mu^2 >> var``
+(e.g. a mean of 1000 and unit variance): use float64 there.
     y_k = g_k (x_k - mu_k) / sigma_k + b_k
 
 The moments are a C x 2 array ``[mu, sigma]`` (any other shape with 2C elements is read
@@ -56,7 +62,7 @@ def vl_nnbnorm(x: T.Array, g: T.Array, b: T.Array, dzdy: Optional[T.Array] = Non
             moments = moments.reshape(2, c).t()
         mu, sigma = moments[:, 0], moments[:, 1]
     else:
-        var, mu = torch.var_mean(x, dim=(0, 2, 3), unbiased=False)
+        mu, var = _batch_moments(x)
         sigma = (var + epsilon).sqrt()
         moments = torch.stack((mu, sigma), dim=1)
     gv, bv = g.reshape(-1), b.reshape(-1)
@@ -69,3 +75,11 @@ def vl_nnbnorm(x: T.Array, g: T.Array, b: T.Array, dzdy: Optional[T.Array] = Non
     dzdx, dzdg, dzdb = torch.ops.aten.native_batch_norm_backward(
         dzdy, x, gv, None, None, mu, sigma.reciprocal(), True, epsilon, [True, True, True])
     return call.out(dzdx, dzdg.reshape(g.shape), dzdb.reshape(b.shape), moments)
+
+
+def _batch_moments(x: torch.Tensor):
+    """Per-channel mean and biased variance, single pass: E[x^2] - E[x]^2 (>= 0)."""
+    m = x.shape[0] * x.shape[2] * x.shape[3]
+    mu = x.sum(dim=(0, 2, 3)) / m
+    var = (x * x).sum(dim=(0, 2, 3)) / m - mu * mu
+    return mu, var.clamp_(min=0)
