@@ -6,7 +6,7 @@ FEATURES.md 2.2)::
 
     res[0]['x'] = x,  res[i + 1]['x'] = output of layer i       (0-based i here)
     res[i]['dzdx'] = dz/d res[i]['x'],  res[n]['dzdx'] = dzdy
-    res[i]['dzdw'] = derivatives of layer i's weights (bnorm: [dg, db, moments * N])
+    res[i]['dzdw'] = derivatives of layer i's weights (bnorm: [dg, db, batch moments])
     res[i + 1]['aux'] = auxiliary output (dropout's mask)
     res[i]['time'], res[i]['backward_time'] = seconds spent in layer i
 
@@ -262,12 +262,7 @@ def _backward(l, res, i, test, cudnn):
         out = _call(l, x, dzdy, cudnn=cudnn, **more)
     except (ValueError, TypeError) as e:
         raise type(e)(f"layer {i + 1} ({l.get('name', t)}): {e}") from e
-    if t == "bnorm":
-        # The original scales the moments by the batch size so that sub-batches add up.
-        dzdx, dg, db, moments = out
-        res[i]["dzdx"] = dzdx
-        return [dg, db, moments * x.shape[0]]
-    if LAYER_TYPES[t].has_weights:
+    if LAYER_TYPES[t].has_weights:  # bnorm's third "derivative" is the batch moments
         res[i]["dzdx"] = out[0]
         return list(out[1:])
     res[i]["dzdx"] = out[0] if isinstance(out, tuple) else out  # pdist: (dzdx, dzdx0)
