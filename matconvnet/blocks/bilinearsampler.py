@@ -63,13 +63,16 @@ def vl_nnbilinearsampler(x: T.Array, grid: T.Array, dzdy: Optional[T.Array] = No
             dzdy = dzdy.masked_fill(dropped, 0)
         dy = dzdy.reshape(n, k, c, ho, wo).transpose(1, 2).reshape(n, c, k * ho, wo)
         dzdx, dg = torch.ops.aten.grid_sampler_2d_backward(
-            dy, x, g.contiguous(), 0, 0, True, [True, True])
-        dzdgrid = dg.reshape(ng, ho, wo, 2).permute(0, 3, 1, 2).flip(1).contiguous()
+            dy, x, g, 0, 0, True, [True, True])
+        dg = dg.reshape(ng, ho, wo, 2)
+        dzdgrid = torch.stack((dg[..., 1], dg[..., 0]), dim=1)
         return call.out(dzdx, dzdgrid)
 
 
 def _dropped(grid, h, w):
     """Samples left of or above the first pixel centre (N' x 1 x Ho x Wo), or None."""
+    if not bool(grid.amin() < -1):
+        return None
     out = None
     for axis, size in ((0, h), (1, w)):
         if size > 1:

@@ -48,7 +48,9 @@ def vl_nnroipool(x: T.Array, rois: T.Array, dzdy: Optional[T.Array] = None, *,
     n, c, h, w = T.shape4(x, "x")
     method = T.choice(method, "method", ("max", "avg"))
     sub = T.pair(subdivisions, "subdivisions")
-    r = _rois(call.labels(rois, "rois").to(torch.float64))
+    # ROI and bin arithmetic on the CPU: CUDA divides by a reciprocal, which moves bin
+    # edges (13 * (7 / 13) != 7); only the final indices go to x's device.
+    r = _rois(call.labels(rois, "rois").detach().cpu().to(torch.float64))
     k = r.shape[0]
     image = (r[:, 0].round().long() - 1).clamp(0, n - 1)
     u0, v0, u1, v1 = _transform(r[:, 1:], transform)
