@@ -46,7 +46,7 @@ from fractions import Fraction
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 from . import _tensor as T
-from .blocks._common import sliding_size
+from .blocks._common import sliding_size, transposed_size
 
 __all__ = [
     "RF", "IDENTITY", "POINTWISE_TYPES", "LOSS_TYPES",
@@ -116,8 +116,8 @@ def convt_output_size(input_hw: Any, filter_size: Any, upsample: Any = 1, crop: 
     fh, fw = T.pair(filter_size, "filter_size")
     u = T.pair(upsample, "upsample")
     c = T.quad(crop, "crop")
-    yh = u[0] * (h - 1) + fh - c[0] - c[1]
-    yw = u[1] * (w - 1) + fw - c[2] - c[3]
+    yh = transposed_size(h, fh, u[0], c[0], c[1])
+    yw = transposed_size(w, fw, u[1], c[2], c[3])
     if yh < 1 or yw < 1:
         raise ValueError(f"crop: {c} leaves an empty output ({yh} x {yw})")
     return (yh, yw)

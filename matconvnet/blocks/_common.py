@@ -13,6 +13,12 @@ def sliding_size(size: int, pad_before: int, pad_after: int, extent: int, stride
     return (size + pad_before + pad_after - extent) // stride + 1
 
 
+def transposed_size(size: int, extent: int, upsample: int, crop_before: int, crop_after: int) -> int:
+    """Output length of a convolution transpose: ``U (size - 1) + F - C_b - C_a``
+    (manual, chapter 5)."""
+    return upsample * (size - 1) + extent - crop_before - crop_after
+
+
 def is_symmetric(pad: Tuple[int, int, int, int]) -> bool:
     t, b, l, r = pad
     return t == b and l == r

@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 
 from .. import _tensor as T
-from ._common import cudnn_flag
+from ._common import cudnn_flag, transposed_size
 
 __all__ = ["vl_nnconvt"]
 
@@ -65,8 +65,8 @@ def vl_nnconvt(x: T.Array, f: T.Array, b: Optional[T.Array] = None,
     if b is not None and b.numel() != k * groups:
         raise ValueError(
             f"b: expected {k * groups} elements (K x num_groups), got shape {tuple(b.shape)}")
-    yh = up[0] * (h - 1) + fh - crop[0] - crop[1]
-    yw = up[1] * (w - 1) + fw - crop[2] - crop[3]
+    yh = transposed_size(h, fh, up[0], crop[0], crop[1])
+    yw = transposed_size(w, fw, up[1], crop[2], crop[3])
     if yh < 1 or yw < 1:
         raise ValueError(f"crop: {crop} leaves an empty output ({yh} x {yw})")
 

@@ -46,3 +46,13 @@ def test_display_options():
     assert default.info["dataSize"][0][0] == 28
     with pytest.raises(ValueError, match="format"):
         vl_simplenn_display(net, format="html")
+
+
+@pytest.mark.parametrize("model", _models())
+def test_display_of_the_loaded_file_matches_too(model):
+    import matconvnet.io as mio
+    net = mio.load(oracle.ORACLE / model["model_file"])["net"]
+    size = [int(v) for v in re.search(r"\[([0-9 ]+)\]", model["display"]["call"]).group(1).split()]
+    d = vl_simplenn_display(net, input_size=size)
+    assert d.info == model["display"]["info"]
+    assert d.text == (oracle.ORACLE / model["display"]["text"]).read_text()
