@@ -273,3 +273,18 @@ def test_diagnose_reports_parameter_and_res_statistics(data):
     res = vl_simplenn(net, data, 1.0)
     panels = vl_simplenn_diagnose(net, res)
     assert len(panels["x"]) == len(res) and panels["dfilters"][0] is not None
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device available")
+def test_cuda_network_matches_cpu(data):
+    net = lenet(torch.float64)
+    x = data.double()
+    cpu = vl_simplenn(net, x, 1.0)
+    gpu_net = vl_simplenn_move(net, "gpu")
+    gpu_net["layers"][-1]["class"] = gpu_net["layers"][-1]["class"].cuda()
+    gpu = vl_simplenn(gpu_net, x.cuda(), torch.tensor(1.0, dtype=torch.float64, device="cuda"))
+    assert gpu[0]["dzdx"].is_cuda
+    torch.testing.assert_close(gpu[-1]["x"].cpu(), cpu[-1]["x"])
+    torch.testing.assert_close(gpu[0]["dzdx"].cpu(), cpu[0]["dzdx"])
+    torch.testing.assert_close(gpu[0]["dzdw"][0].cpu(), cpu[0]["dzdw"][0])
