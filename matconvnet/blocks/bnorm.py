@@ -60,7 +60,8 @@ def vl_nnbnorm(x: T.Array, g: T.Array, b: T.Array, dzdy: Optional[T.Array] = Non
                 f"{tuple(moments.shape)}")
         if tuple(moments.shape) != (c, 2):  # MATLAB's column-major [mu; sigma] order
             moments = moments.reshape(2, c).t()
-        mu, sigma = moments[:, 0], moments[:, 1]
+        # contiguous copies: the backward kernel ignores the strides of its mean/invstd
+        mu, sigma = moments[:, 0].contiguous(), moments[:, 1].contiguous()
     else:
         mu, var = _batch_moments(x)
         sigma = (var + epsilon).sqrt()
