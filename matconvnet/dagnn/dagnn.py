@@ -488,6 +488,12 @@ class DagNN:
         for key in ("vars", "params", "layers"):
             if key not in s:
                 raise ValueError(f"struct: not a DagNN structure (no {key!r} field)")
+        declared = {v.get("name") for v in s["vars"]}
+        for ls in s["layers"]:
+            for v in _names(ls.get("inputs")) + _names(ls.get("outputs")):
+                if v not in declared:
+                    raise ValueError(f"struct: layer {ls.get('name')!r} refers to variable "
+                                     f"{v!r}, which is not in vars (a dangling connection)")
         net = cls()
         for i, ls in enumerate(s["layers"]):
             t = ls.get("type")

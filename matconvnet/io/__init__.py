@@ -4,9 +4,11 @@
 gives the net itself (docs/net-structure.md), a checkpoint ``{'net', 'state', 'stats'}``.
 ``save(path, net_or_vars, format='v7')`` writes MatConvNet's format back ('v7', 'v6' or
 'v7.3').  ``layout`` holds the H x W x C x N <-> N x C x H x W conversions, per layer type:
-the only place in the package that knows MatConvNet's layout.
+the only place in the package that knows MatConvNet's layout.  ``load_dagnn`` /
+``save_dagnn`` go between DagNN objects and files.
 """
 from . import layout
+from .dagnn import load_dagnn, save_dagnn
 from .mat import FORMATS, load, save
 
-__all__ = ["load", "save", "FORMATS", "layout"]
+__all__ = ["load", "save", "load_dagnn", "save_dagnn", "FORMATS", "layout"]

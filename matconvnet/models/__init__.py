@@ -35,3 +35,10 @@ ARCHITECTURES: Dict[str, Callable[..., dict]] = {
     "cifar-nin": cnn_cifar_init_nin,
     **{name: partial(cnn_imagenet_init, name) for name in IMAGENET_MODELS},
 }
+
+# DagNN example networks (``dagnn_models``): ResNet-50, the Inception init, GoogLeNet, FCNs.
+from .dagnn_models import (DAGNN_ARCHITECTURES, bilinear_filters, fcn8s, googlenet,  # noqa: E402
+                           inception_v3, resnet50)
+
+__all__ += ["resnet50", "inception_v3", "googlenet", "fcn8s", "bilinear_filters",
+            "DAGNN_ARCHITECTURES"]

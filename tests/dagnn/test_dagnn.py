@@ -245,8 +245,8 @@ def test_save_load_round_trip(tmp_path, fmt):
     net = _lenet()
     net.meta = {"inputSize": [32, 32, 1, 20]}
     path = tmp_path / f"net-{fmt}.mat"
-    mio.save(path, net.to_struct(), format=fmt)
-    back = DagNN.from_struct(mio.load(path))
+    mio.save_dagnn(path, net, format=fmt)
+    back = mio.load_dagnn(path)
     assert [l.name for l in back.layers] == [l.name for l in net.layers]
     assert [type(l.block) for l in back.layers] == [type(l.block) for l in net.layers]
     for p, q in zip(net.params, back.params):
@@ -266,6 +266,9 @@ def test_malformed_structures_raise_clear_errors():
     bad = dict(s, layers=[dict(s["layers"][0], type="dagnn.Nonsense")] + s["layers"][1:])
     with pytest.raises(ValueError, match="register_layer"):
         DagNN.from_struct(bad)
+    dangling = dict(s, vars=[v for v in s["vars"] if v["name"] != "x3"])
+    with pytest.raises(ValueError, match="dangling"):
+        DagNN.from_struct(dangling)
     cyc = DagNN()
     cyc.add_layer("a", L.ReLU(), ["x"], ["y"])
     with pytest.raises(ValueError, match="cycle through layers"):
