@@ -29,7 +29,6 @@ from __future__ import annotations
 
 from typing import Optional
 
-import torch
 
 from .. import _tensor as T
 

@@ -15,12 +15,6 @@ from tests import numerics as nm
 D = torch.float64
 
 
-@pytest.fixture(autouse=True)
-def _seed_and_single_thread():
-    torch.manual_seed(0)
-    with nm.single_thread():
-        yield
-
 
 def affine_grid(a, t, ho, wo):
     """dagnn.AffineGridGenerator: [v; u] = A [yi; xi] + T over the normalised output grid

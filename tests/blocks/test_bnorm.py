@@ -13,12 +13,6 @@ from tests import numerics as nm
 D = torch.float64
 
 
-@pytest.fixture(autouse=True)
-def _seed_and_single_thread():
-    torch.manual_seed(0)
-    with nm.single_thread():
-        yield
-
 
 # X-BN sweeps rows {2,8,13} x cols {2,8,17} x numDims {1,3,4} x batch {2,7}; a subsample that
 # touches every value of every axis, as (N, C, H, W) = (batch, numDims, rows, cols).

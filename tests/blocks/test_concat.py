@@ -13,12 +13,6 @@ BASE = (3, 10, 4, 5)  # MatConvNet's 4 x 5 x 10 x 3 as N x C x H x W
 DIMS = [pytest.param(d, id=f"dim{d}") for d in range(4)]
 
 
-@pytest.fixture(autouse=True)
-def _seed_and_single_thread():
-    torch.manual_seed(0)
-    with nm.single_thread():
-        yield
-
 
 def inputs(dim, lengths=(3, 7, 2), base=BASE):
     """Inputs sized 3 / 7 / 2 along ``dim``, the others as BASE."""

@@ -14,13 +14,6 @@ from tests import numerics as nm
 D = torch.float64
 
 
-@pytest.fixture(autouse=True)
-def _seed_and_single_thread():
-    # Tiny tensors: threads only add overhead (and contention on a shared machine).
-    torch.manual_seed(0)
-    with nm.single_thread():
-        yield
-
 
 def _empty(t):
     return t is None or t.numel() == 0

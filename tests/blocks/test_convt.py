@@ -20,12 +20,6 @@ from tests import numerics as nm
 D = torch.float64
 
 
-@pytest.fixture(autouse=True)
-def _seed_and_single_thread():
-    torch.manual_seed(0)
-    with nm.single_thread():
-        yield
-
 
 def check_convt_derivatives(x, f, b, **opts):
     """Numerical check of dzdx, dzdf and (if b is given) dzdb of vl_nnconvt."""

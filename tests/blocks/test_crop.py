@@ -20,12 +20,6 @@ CROPS = [
 ]
 
 
-@pytest.fixture(autouse=True)
-def _seed_and_single_thread():
-    torch.manual_seed(0)
-    with nm.single_thread():
-        yield
-
 
 def quad(crop):
     return (crop,) * 4 if np.isscalar(crop) else tuple(crop)

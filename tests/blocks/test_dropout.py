@@ -11,12 +11,6 @@ from tests import numerics as nm
 D = torch.float64
 
 
-@pytest.fixture(autouse=True)
-def _seed_and_single_thread():
-    torch.manual_seed(0)
-    with nm.single_thread():
-        yield
-
 
 @pytest.mark.parametrize("rate", [0.5, 0.2, 0.0, 0.9], ids=["r0.5", "r0.2", "r0", "r0.9"])
 def test_basic_derivative(rate):

@@ -19,12 +19,6 @@ PARAMS = [
 ]
 
 
-@pytest.fixture(autouse=True)
-def _seed_and_single_thread():
-    torch.manual_seed(0)
-    with nm.single_thread():
-        yield
-
 
 def ref_noffset(x, a, b):
     sq = (x ** 2).sum(dim=1, keepdim=True).clamp(min=1e-8)

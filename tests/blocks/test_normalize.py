@@ -11,12 +11,6 @@ from tests import numerics as nm
 D = torch.float64
 
 
-@pytest.fixture(autouse=True)
-def _seed_and_single_thread():
-    torch.manual_seed(0)
-    with nm.single_thread():
-        yield
-
 
 def naive_lrn(x, param):
     """x .* (kappa + alpha conv(x.^2, ones(N,1), 'same')).^(-beta) over the channels, with

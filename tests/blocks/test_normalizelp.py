@@ -1,7 +1,6 @@
 """vl_nnnormalizelp: float64 numerical derivatives (port of MatConvNet's X-LP suite: basicl2,
 lp, all 13 dimension subsets; plus odd p, spatial and given norms), the R-LP-1 formula with
 ``|x|^p`` (Q-08), unit norms, array kinds and validation."""
-import itertools
 
 import numpy as np
 import pytest
@@ -17,12 +16,6 @@ MCN_AXIS = {1: 2, 2: 3, 3: 1, 4: 0}
 MCN_SUBSETS = [(1,), (2,), (3,), (4,), (1, 2), (1, 3), (1, 4), (2, 3), (2, 4), (3, 4),
                (1, 2, 3), (2, 3, 4), (1, 2, 3, 4)]
 
-
-@pytest.fixture(autouse=True)
-def _seed_and_single_thread():
-    torch.manual_seed(0)
-    with nm.single_thread():
-        yield
 
 
 def ref_norms(x, p, eps, dims):

@@ -13,12 +13,6 @@ D = torch.float64
 PS = [0.5, 1, 2, 3]
 
 
-@pytest.fixture(autouse=True)
-def _seed_and_single_thread():
-    torch.manual_seed(0)
-    with nm.single_thread():
-        yield
-
 
 def make_inputs(aggregate, one_to_one, c=4, n=5):
     """X h x w x 4 x 5 (2 x 2 if aggregate, else 13 x 17 in the original; 3 x 4 here),

@@ -16,12 +16,6 @@ D = torch.float64
 INF = float("inf")
 
 
-@pytest.fixture(autouse=True)
-def _seed_and_single_thread():
-    torch.manual_seed(0)
-    with nm.single_thread():
-        yield
-
 
 def _quad(p):
     return (p,) * 4 if np.isscalar(p) else tuple(p)

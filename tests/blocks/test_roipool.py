@@ -21,12 +21,6 @@ R = torch.tensor([[1, 1, 1, 2, 2, 2, 1, 1],
 SUBDIVISIONS = [(1, 1), (2, 1), (1, 2), (3, 7), (16, 16)]
 
 
-@pytest.fixture(autouse=True)
-def _seed_and_single_thread():
-    torch.manual_seed(0)
-    with nm.single_thread():
-        yield
-
 
 # ------------------------------------------------------------------ helpers
 

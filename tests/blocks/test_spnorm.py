@@ -11,12 +11,6 @@ from tests import numerics as nm
 D = torch.float64
 
 
-@pytest.fixture(autouse=True)
-def _seed_and_single_thread():
-    torch.manual_seed(0)
-    with nm.single_thread():
-        yield
-
 
 def naive_spnorm(x, param):
     """n^2 = mean of x^2 over the PH x PW window around each pixel, clipped to the image

@@ -1,7 +1,6 @@
 """DagNN: the oracle networks, X-DAG's behaviours, fan-out and parameter sharing against
 autograd, file round trips and malformed structures."""
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest

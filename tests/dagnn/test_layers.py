@@ -22,12 +22,6 @@ D = torch.float64
 NAN = float("nan")
 
 
-@pytest.fixture(autouse=True)
-def _seed_and_single_thread():
-    torch.manual_seed(0)
-    with nm.single_thread():
-        yield
-
 
 # ----------------------------------------------------------------------------- helpers
 

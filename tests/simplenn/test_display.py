@@ -1,9 +1,7 @@
 """vl_simplenn_display reproduces the original's table and info exactly (oracle models)."""
-import json
 import re
 
 import pytest
-import torch
 
 from matconvnet.models import cnn_cifar_init, cnn_cifar_init_nin, cnn_mnist_init
 from matconvnet.simplenn import vl_simplenn_display

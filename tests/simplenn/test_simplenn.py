@@ -1,8 +1,6 @@
 """vl_simplenn: chain-rule backpropagation through the blocks, and the options of
 MatConvNet's nnsimplenn tests (FEATURES.md 8.2 X-SNN)."""
-import math
 
-import numpy as np
 import pytest
 import torch
 
