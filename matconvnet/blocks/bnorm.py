@@ -4,8 +4,9 @@ Formula (manual 4.5 and 6.5), per channel ``k`` over the ``m = H W N`` values of
 
     mu_k = mean x_k,   sigma_k = sqrt(var x_k + epsilon)     (biased variance)
 
-The variance is computed as the original does, in one pass, ``mean(x^2) - mu^2`` clamped at
-0, in x's precision (FEATURES.md Q-09).  Networks trained with MatConvNet then reproduce to
+On the CPU the variance is computed as the original does, in one pass, ``mean(x^2) - mu^2``
+clamped at 0, in x's precision (FEATURES.md Q-09); on the GPU PyTorch's fused kernels are
+used (the same statistics up to rounding).  Networks trained with MatConvNet then reproduce to
 single-precision rounding (a two-pass variance differs by up to 3e-4 after a 2-sample batch
 norm); the price is the original's loss of precision in float32 when ``mu^2 >> var``
 (e.g. a mean of 1000 and unit variance): use float64 there.
@@ -62,10 +63,15 @@ def vl_nnbnorm(x: T.Array, g: T.Array, b: T.Array, dzdy: Optional[T.Array] = Non
             moments = moments.reshape(2, c).t()
         # contiguous copies: the backward kernel ignores the strides of its mean/invstd
         mu, sigma = moments[:, 0].contiguous(), moments[:, 1].contiguous()
+    elif x.is_cuda and dzdy is None:
+        # one fused kernel on the GPU (Welford statistics: the same up to rounding)
+        y, mu, invstd = torch.ops.aten.native_batch_norm(
+            x, g.reshape(-1), b.reshape(-1), None, None, True, 0.0, epsilon)
+        moments = torch.stack((mu, invstd.reciprocal()), dim=1).to(x.dtype)
+        return call.out(y, moments) if return_moments else call.out(y)
     else:
-        mu, var = _batch_moments(x)
-        sigma = (var + epsilon).sqrt()
-        moments = torch.stack((mu, sigma), dim=1)
+        mu, sigma = _batch_moments(x, epsilon)
+        moments = torch.stack((mu, sigma), dim=1).to(x.dtype)
     gv, bv = g.reshape(-1), b.reshape(-1)
     if dzdy is None:
         scale = gv / sigma
@@ -78,9 +84,14 @@ def vl_nnbnorm(x: T.Array, g: T.Array, b: T.Array, dzdy: Optional[T.Array] = Non
     return call.out(dzdx, dzdg.reshape(g.shape), dzdb.reshape(b.shape), moments)
 
 
-def _batch_moments(x: torch.Tensor):
-    """Per-channel mean and biased variance, single pass: E[x^2] - E[x]^2 (>= 0)."""
+def _batch_moments(x: torch.Tensor, epsilon: float):
+    """Per-channel mean and sigma = sqrt(var + epsilon).  On the CPU the variance is the
+    original's single pass, E[x^2] - E[x]^2 (>= 0), in x's precision; on the GPU PyTorch's
+    fused Welford statistics, equal up to rounding."""
+    if x.is_cuda:
+        mu, invstd = torch.batch_norm_stats(x, epsilon)
+        return mu, invstd.reciprocal()
     m = x.shape[0] * x.shape[2] * x.shape[3]
     mu = x.sum(dim=(0, 2, 3)) / m
     var = (x * x).sum(dim=(0, 2, 3)) / m - mu * mu
-    return mu, var.clamp_(min=0)
+    return mu, (var.clamp_(min=0) + epsilon).sqrt()
