@@ -54,8 +54,20 @@ extract_stats_fn       averages of Loss     DagNN only: ``f(stats, net) -> stats
                        layers
 =====================  ===================  ===============================================
 
-``prefetch`` and ``profile`` are accepted and ignored; ``plot_diagnostics``, several GPUs and
-``parameter_server`` are not implemented (an error says so).
+``prefetch``, ``profile`` and ``parameter_server`` are accepted and ignored;
+``plot_diagnostics`` is not implemented (an error says so).
+
+Data-parallel training (several GPUs, several machines, or CPU workers): start the same
+script with ``torchrun --nproc_per_node=W script.py`` (see
+:mod:`matconvnet.train.distributed`; gloo on the CPU, NCCL on GPUs, ``gpus[LOCAL_RANK]`` or
+``cuda:LOCAL_RANK`` per process).  Process ``r`` takes positions ``r, r+W, r+2W, ...`` of every
+batch (MatConvNet's ``labindex:numlabs:end`` interleave, within each sub-batch), the
+derivatives (batch-norm moments included) are summed over the processes and divided by
+``numWorkers = W * num_sub_batches`` at the update, so W processes train exactly as one
+process with ``W * num_sub_batches`` sub-batches (and, without batch norm, as one process
+with the same global batch when the batch divides evenly).  Statistics are combined weighted
+by ``num``; rank 0 alone writes checkpoints and plots, and its checkpoint is what every
+process resumes from.  The initial parameters are broadcast from rank 0.
 
 Returns ``(net, stats)``; ``stats = {'train': [per epoch], 'val': [per epoch]}``, each entry
 ``{'num', 'time', 'objective', <errors or loss outputs>}`` averaged over images.  After each
@@ -79,6 +91,7 @@ from .. import io as mio
 from ..dagnn import DagNN
 from ..dagnn.layers import Loss
 from ..simplenn import vl_simplenn, vl_simplenn_display, vl_simplenn_tidy
+from . import distributed as dist
 from .solvers import average_update, get_solver, sgd_update
 
 __all__ = ["cnn_train", "cnn_train_dag", "error_multiclass", "error_binary", "error_none",
@@ -123,12 +136,19 @@ def _parse(opts: Dict[str, Any], defaults: Dict[str, Any], who: str) -> Dict[str
                          f"{out['num_sub_batches']!r}")
     out["learning_rate"] = _lr_list(out["learning_rate"])
     gpus = list(out["gpus"] or [])
-    if len(gpus) > 1:
-        raise NotImplementedError("gpus: training on several GPUs is not implemented; "
-                                  "give at most one GPU id")
-    out["device"] = torch.device(f"cuda:{int(gpus[0]) - 1}") if gpus else torch.device("cpu")
-    if out["parameter_server"] is not None:
-        raise NotImplementedError("parameter_server: multi-GPU training is not implemented")
+    if dist.init_from_env():
+        # data-parallel: one process per GPU (or CPU worker), started by torchrun
+        out["device"] = dist.default_device(gpus)
+    else:
+        if len(gpus) > 1:
+            raise NotImplementedError(
+                "gpus: several GPUs need one process each; start the training script with "
+                f"`torchrun --nproc_per_node={len(gpus)} script.py` (gpus[LOCAL_RANK] is "
+                "then used by each process)")
+        out["device"] = torch.device(f"cuda:{int(gpus[0]) - 1}") if gpus \
+            else torch.device("cpu")
+    # parameter_server (MatConvNet's 'mmap' / 'tmove' exchange) is accepted and ignored:
+    # derivatives are exchanged with torch.distributed
     if out.get("plot_diagnostics"):
         raise NotImplementedError("plot_diagnostics: not implemented")
     out["solver_fn"] = get_solver(out["solver"])
@@ -320,11 +340,16 @@ def _seed(epoch, random_seed):
     np.random.seed((epoch + random_seed) % 2 ** 32)
 
 
-def _batches(subset, batch_size, num_sub):
+def _batches(subset, batch_size, num_sub, lab=0, num_labs=1):
+    """FEATURES.md T-D-4: lab ``lab`` (0-based) of ``num_labs`` gets, for sub-batch ``s``,
+    the positions ``t + lab + s*num_labs :: num_sub*num_labs`` of each batch (interleaved),
+    so ``num_labs`` processes with ``num_sub`` sub-batches see exactly the sub-batches of one
+    process with ``num_sub*num_labs`` sub-batches."""
     n = len(subset)
+    stride = num_sub * num_labs
     for t in range(0, n, batch_size):
         end = min(t + batch_size, n)
-        yield [subset[t + s:end:num_sub] for s in range(num_sub)]
+        yield [subset[t + lab + s * num_labs:end:stride] for s in range(num_sub)]
 
 
 def _to_device(x, device):
@@ -353,14 +378,23 @@ def _run(kind, net, imdb, get_batch, opts, who):
     exp_dir = os.fspath(opts["exp_dir"])
     train, val = _default_sets(imdb, opts)
     evaluate = train is None
-    if not evaluate:
+    distributed = dist.is_distributed()
+    lead = dist.rank() == 0
+    if not lead:
+        rep.verbose = 0          # only rank 0 prints, writes checkpoints and plots
+    if not evaluate and lead:
         os.makedirs(exp_dir, exist_ok=True)
-    start = find_last_checkpoint(exp_dir) if opts["continue_"] else 0
+    start = find_last_checkpoint(exp_dir) if opts["continue_"] and lead else 0
     stats = {"train": [], "val": []}
     state: Dict[str, Any] = {}
-    if start >= 1:
+    loaded = None
+    if lead and start >= 1:
         rep.say(f"resuming by loading epoch {start}")
-        net_s, state, stats = _load_checkpoint(_model_path(exp_dir, start))
+        loaded = _load_checkpoint(_model_path(exp_dir, start))
+    if distributed:   # rank 0's checkpoint (if any) reaches every process
+        start, loaded = dist.broadcast_object((start, loaded))
+    if start >= 1:
+        net_s, state, stats = loaded
         net = kind.from_checkpoint(net_s)
         stats = {k: v[:start] for k, v in stats.items()}
         if not opts["save_solver_state"]:
@@ -369,6 +403,8 @@ def _run(kind, net, imdb, get_batch, opts, who):
     if not isinstance(state.get("solverState"), list):
         state["solverState"] = kind.init_solver_state(net)
     kind.prepare(net, opts, rep)
+    if distributed:   # every process starts from rank 0's parameters
+        kind.set_values(net, dist.broadcast_tensors(kind.values(net)))
     state["solverState"] = _move(state["solverState"], opts["device"])
 
     for epoch in range(start + 1, int(opts["num_epochs"]) + 1):
@@ -390,7 +426,7 @@ def _run(kind, net, imdb, get_batch, opts, who):
         state["stats"] = epoch_stats
         stats["train"].append(epoch_stats["train"])
         stats["val"].append(epoch_stats["val"])
-        if not evaluate:
+        if not evaluate and lead:
             saved_state = {k: v for k, v in state.items()
                            if k != "solverState" or opts["save_solver_state"]}
             mio.save(_model_path(exp_dir, epoch), {"net": kind.to_checkpoint(net),
@@ -398,6 +434,8 @@ def _run(kind, net, imdb, get_batch, opts, who):
                                                    "stats": stats})
             if opts["plot_statistics"]:
                 _plot(exp_dir, stats)
+        if not evaluate:
+            dist.barrier()   # the others wait for rank 0's checkpoint
         rep.say(_summary(epoch, epoch_stats["train"], epoch_stats["val"]))
         if opts["post_epoch_fn"] is not None:
             new_lr = opts["post_epoch_fn"](net, params, state)
@@ -430,13 +468,14 @@ def _process_epoch(kind, net, state, params, mode, get_batch, imdb, rep):
     subset = params[mode]
     training = mode == "train"
     bs, ns = int(params["batch_size"]), int(params["num_sub_batches"])
+    lab, num_labs = dist.rank(), dist.world_size()
     nbatches = math.ceil(len(subset) / bs) if len(subset) else 0
     kind.begin(net, mode)
     acc = kind.new_accumulator(net)
     num = 0
     start = time.perf_counter()
     adjust = 0.0
-    for k, sub_batches in enumerate(_batches(subset, bs, ns), start=1):
+    for k, sub_batches in enumerate(_batches(subset, bs, ns, lab, num_labs), start=1):
         batch_start = time.perf_counter()
         batch_num = 0
         for s, batch in enumerate(sub_batches):
@@ -450,7 +489,10 @@ def _process_epoch(kind, net, state, params, mode, get_batch, imdb, rep):
                               f"{e}") from e
             batch_num += len(batch)
         if training:
-            kind.accumulate(net, state, params, ns)
+            ders = kind.local_ders(net, batch_num > 0)
+            if num_labs > 1:
+                ders = _sum_ders(ders)
+            kind.accumulate(net, state, params, ns * num_labs, ders)
         num += batch_num
         now = time.perf_counter()
         batch_time = now - batch_start
@@ -461,8 +503,41 @@ def _process_epoch(kind, net, state, params, mode, get_batch, imdb, rep):
         rep.batch(mode, params["epoch"], k, nbatches, num / elapsed,
                   batch_num / max(batch_time, 1e-12), st)
     st = kind.stats(net, acc, num, time.perf_counter() - start)
+    if num_labs > 1:
+        st = _combine_stats(st)
     kind.end(net)
     return st
+
+
+def _sum_ders(ders):
+    """Sums a ``{key: (derivative, present)}`` dict over the processes (the parameter
+    server's pull, T-G-2) in one flat buffer per dtype.  A process without images in this
+    batch (or without a derivative for a key) passes zeros, not present; the result maps a
+    key to the sum, or to None when no process had that derivative."""
+    keys = sorted(ders)
+    if not keys:
+        return {}
+    present = torch.tensor([float(ders[k][1]) for k in keys], dtype=torch.float64)
+    summed = dist.all_reduce_sum([ders[k][0] for k in keys] + [present])
+    flags = summed[-1]
+    return {k: (summed[i] if flags[i] > 0 else None) for i, k in enumerate(keys)}
+
+
+def _combine_stats(st):
+    """Per-process statistics (averages over ``num`` images) combined weighted by ``num``
+    (T-G-4); ``time`` is the slowest process's."""
+    num = int(st.get("num", 0))
+    keys = sorted(k for k, v in st.items() if k not in ("num", "time")
+                  and isinstance(v, (int, float, np.floating, np.integer)))
+    vals = [num] + [float(st[k]) * num if num else 0.0 for k in keys]
+    sums = dist.all_reduce_scalars(vals)
+    out = dict(st)
+    total = int(round(sums[0]))
+    out["num"] = total
+    out["time"] = dist.max_scalar(float(st.get("time", 0.0)))
+    for k, v in zip(keys, sums[1:]):
+        out[k] = v / total if total else math.nan
+    return out
 
 
 # ------------------------------------------------------------------ SimpleNN
@@ -554,14 +629,45 @@ class _SimpleNN:
         acc["errors"] = errs if acc["errors"] is None else [a + b for a, b in
                                                              zip(acc["errors"], errs)]
 
-    def accumulate(self, net, state, params, num_workers):
+    @staticmethod
+    def _slots(net):
+        return [(i, j) for i, l in enumerate(net["layers"])
+                for j in range(len(l.get("weights") or []))]
+
+    @staticmethod
+    def values(net):
+        return [net["layers"][i]["weights"][j] for i, j in _SimpleNN._slots(net)]
+
+    @staticmethod
+    def set_values(net, values):
+        for (i, j), v in zip(_SimpleNN._slots(net), values):
+            net["layers"][i]["weights"][j] = v
+
+    def local_ders(self, net, had_images):
+        """{(layer, weight): (derivative, present)}; zeros (not present) where this process
+        computed none, so every process exchanges the same tensors."""
+        out = {}
+        for i, j in self._slots(net):
+            der = None
+            if had_images and self.res is not None:
+                dzdw = self.res[i].get("dzdw") or []
+                der = dzdw[j] if j < len(dzdw) else None
+                if der is not None and (not torch.is_tensor(der) or der.numel() == 0):
+                    der = None
+            w = net["layers"][i]["weights"][j]
+            out[(i, j)] = (der.to(w.dtype), True) if der is not None \
+                else (torch.zeros_like(w), False)
+        return out
+
+    def accumulate(self, net, state, params, num_workers, ders):
         lr = params["learning_rate"]
         for i in range(len(net["layers"]) - 1, -1, -1):
             l = net["layers"][i]
-            dzdw = self.res[i].get("dzdw") or []
-            for j in range(len(dzdw) - 1, -1, -1):
-                der = dzdw[j]
-                if der is None or (torch.is_tensor(der) and der.numel() == 0):
+            for j in range(len(l.get("weights") or []) - 1, -1, -1):
+                der = ders.get((i, j))
+                if isinstance(der, tuple):
+                    der = der[0] if der[1] else None
+                if der is None:
                     continue
                 w = l["weights"][j]
                 if j == 2 and l["type"] == "bnorm":
@@ -686,10 +792,32 @@ class _Dag:
         else:
             net.eval(inputs)
 
-    def accumulate(self, net, state, params, num_workers):
+    @staticmethod
+    def values(net):
+        return [prm.value for prm in net.params]
+
+    @staticmethod
+    def set_values(net, values):
+        for prm, v in zip(net.params, values):
+            prm.value = v
+
+    @staticmethod
+    def local_ders(net, had_images):
+        out = {}
+        for p, prm in enumerate(net.params):
+            der = prm.der if had_images else None
+            if der is not None and (not torch.is_tensor(der) or der.numel() == 0):
+                der = None
+            out[p] = (der.to(prm.value.dtype), True) if der is not None \
+                else (torch.zeros_like(prm.value), False)
+        return out
+
+    def accumulate(self, net, state, params, num_workers, ders):
         lr = params["learning_rate"]
         for p, prm in enumerate(net.params):
-            der = prm.der
+            der = ders.get(p)
+            if isinstance(der, tuple):
+                der = der[0] if der[1] else None
             if der is None:
                 continue
             if prm.train_method == "average":
