@@ -39,6 +39,7 @@ import numpy as np
 import torch
 
 from .. import blocks as B
+from ..blocks.options import block_options
 
 __all__ = ["vl_simplenn", "LAYER_TYPES"]
 
@@ -73,14 +74,15 @@ def _weights(l):
 
 LAYER_TYPES: Dict[str, _Spec] = {
     "conv": _Spec(B.vl_nnconv, _weights, lambda l: dict(
-        pad=l.get("pad", 0), stride=l.get("stride", 1), dilate=l.get("dilate", 1), **_opts(l)),
+        pad=l.get("pad", 0), stride=l.get("stride", 1), dilate=l.get("dilate", 1),
+        **_opts(l, "conv")),
         has_weights=True, cudnn=True),
     "convt": _Spec(B.vl_nnconvt, _weights, lambda l: dict(
         crop=l.get("crop", 0), upsample=l.get("upsample", 1), num_groups=l.get("numGroups", 1),
-        **_opts(l)), has_weights=True, cudnn=True),
+        **_opts(l, "convt")), has_weights=True, cudnn=True),
     "pool": _Spec(B.vl_nnpool, lambda l: (l["pool"],), lambda l: dict(
         pad=l.get("pad", 0), stride=l.get("stride", 1), method=l.get("method", "max"),
-        **_opts(l)), cudnn=True),
+        **_opts(l, "pool")), cudnn=True),
     "normalize": _Spec(B.vl_nnnormalize, lambda l: (l["param"],), _no_kwargs),
     "spnorm": _Spec(B.vl_nnspnorm, lambda l: (l["param"],), _no_kwargs),
     "noffset": _Spec(B.vl_nnnoffset, lambda l: (l["param"],), _no_kwargs),
@@ -101,19 +103,9 @@ LAYER_TYPES: Dict[str, _Spec] = {
 LAYER_TYPES["lrn"] = LAYER_TYPES["normalize"]
 
 
-def _opts(l) -> dict:
-    """A layer's ``opts`` (extra block options): a dict, or MATLAB's {'Name', value} list."""
-    opts = l.get("opts") or {}
-    if isinstance(opts, (list, tuple)):
-        if len(opts) % 2:
-            raise ValueError(f"opts: expected name/value pairs, got {opts!r}")
-        opts = {_snake(k): v for k, v in zip(opts[::2], opts[1::2])}
-    return dict(opts)
-
-
-def _snake(name: str) -> str:
-    out = "".join("_" + ch.lower() if ch.isupper() else ch for ch in name)
-    return out.lstrip("_").lower()
+def _opts(l, block: str) -> dict:
+    """A layer's ``opts`` (MatConvNet's cell of extra block options) as keywords."""
+    return block_options(l.get("opts"), block)
 
 
 def _none_if_empty(v):

@@ -286,3 +286,17 @@ def test_cuda_network_matches_cpu(data):
     torch.testing.assert_close(gpu[-1]["x"].cpu(), cpu[-1]["x"])
     torch.testing.assert_close(gpu[0]["dzdx"].cpu(), cpu[0]["dzdx"])
     torch.testing.assert_close(gpu[0]["dzdw"][0].cpu(), cpu[0]["dzdw"][0])
+
+
+def test_layer_opts_cells_reach_the_blocks():
+    # cnn_imagenet_init's conv layers carry {'CudnnWorkspaceLimit', n}: a cuDNN hint the
+    # MEX blocks accept and PyTorch does not need; flags such as 'NoCuDNN' map to cudnn=False.
+    torch.manual_seed(0)
+    net = vl_simplenn_tidy({"layers": [
+        {"type": "conv", "weights": [torch.randn(4, 3, 3, 3), torch.zeros(4)],
+         "opts": ["CudnnWorkspaceLimit", 1024, "NoCuDNN"]},
+        {"type": "pool", "pool": 2, "opts": ["cuDNN"]}]})
+    x = torch.randn(2, 3, 6, 6)
+    res = vl_simplenn(net, x, torch.ones(2, 4, 3, 3))
+    torch.testing.assert_close(res[1]["x"], mcn.vl_nnconv(x, *net["layers"][0]["weights"]))
+    assert res[0]["dzdx"].shape == x.shape
