@@ -101,7 +101,7 @@ def _pooling_layout(t):
 
 
 def _max_forward(x, geom):
-    xp = _pooling_layout(_pad_input(x, geom, float("-inf")))
+    xp = _pad_input(_pooling_layout(x), geom, float("-inf"))  # padding keeps the layout
     return F.max_pool2d(xp, geom.pool, geom.stride, geom.padding).contiguous()
 
 
@@ -110,7 +110,7 @@ def _max_backward(x, dzdy, geom):
     # column-major order: choose the maxima on the H <-> W transposed image, then translate
     # their indices back to the original plane and scatter dzdy there.
     gt = geom.transposed()
-    xt = _pooling_layout(_pad_input(x.transpose(2, 3), gt, float("-inf")))
+    xt = _pad_input(_pooling_layout(x.transpose(2, 3)), gt, float("-inf"))
     args = (list(gt.pool), list(gt.stride), list(gt.padding))
     yt, idx = _aten.max_pool2d_with_indices(xt, *args)
     if not bool(yt.sum().isfinite()):
