@@ -106,25 +106,10 @@ def all_reduce_sum(tensors: List[torch.Tensor]) -> List[torch.Tensor]:
     and devices).  Tensors are packed into one flat buffer per (dtype, device), so a whole
     network's derivatives take one collective per dtype.  Every process must pass tensors
     of the same shapes and dtypes in the same order."""
-    out: List[Optional[torch.Tensor]] = [None] * len(tensors)
     if not is_distributed():
         return [t.clone() for t in tensors]
-    groups: dict = {}
-    for k, t in enumerate(tensors):
-        groups.setdefault((t.dtype, t.device), []).append(k)
-    comm = _comm_device()
-    for (dtype, device), ks in sorted(groups.items(), key=lambda kv: str(kv[0])):
-        flat = torch.cat([tensors[k].detach().reshape(-1) for k in ks])
-        if comm is not None and flat.device != comm:
-            flat = flat.to(comm)
-        torch.distributed.all_reduce(flat, op=torch.distributed.ReduceOp.SUM)
-        flat = flat.to(device)
-        offset = 0
-        for k in ks:
-            n = tensors[k].numel()
-            out[k] = flat[offset:offset + n].view(tensors[k].shape).clone()
-            offset += n
-    return out  # type: ignore[return-value]
+    return _packed(tensors, lambda flat: torch.distributed.all_reduce(
+        flat, op=torch.distributed.ReduceOp.SUM))
 
 
 def all_reduce_mean(tensors: List[torch.Tensor]) -> List[torch.Tensor]:
@@ -138,6 +123,12 @@ def broadcast_tensors(tensors: List[torch.Tensor], src: int = 0) -> List[torch.T
     :func:`all_reduce_sum`)."""
     if not is_distributed():
         return list(tensors)
+    return _packed(tensors, lambda flat: torch.distributed.broadcast(flat, src=src))
+
+
+def _packed(tensors: List[torch.Tensor], collective) -> List[torch.Tensor]:
+    """Run ``collective`` in place on one flat buffer per (dtype, device) holding the
+    tensors, and unpack the results into new tensors."""
     out: List[Optional[torch.Tensor]] = [None] * len(tensors)
     groups: dict = {}
     for k, t in enumerate(tensors):
@@ -147,7 +138,7 @@ def broadcast_tensors(tensors: List[torch.Tensor], src: int = 0) -> List[torch.T
         flat = torch.cat([tensors[k].detach().reshape(-1) for k in ks])
         if comm is not None and flat.device != comm:
             flat = flat.to(comm)
-        torch.distributed.broadcast(flat, src=src)
+        collective(flat)
         flat = flat.to(device)
         offset = 0
         for k in ks:
