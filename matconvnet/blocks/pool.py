@@ -61,7 +61,7 @@ def vl_nnpool(x: T.Array, pool, dzdy: Optional[T.Array] = None, *, method: str =
     if dzdy is not None:
         dzdy = call.tensor(dzdy, "dzdy")
         T.expect_shape(dzdy, "dzdy", (n, c, yh, yw), "the shape of the output y")
-    geom = _Geometry(pool, pad, stride, (yh, yw))
+    geom = _Geometry(pool, pad, stride, (yh, yw), (h, w))
     with cudnn_flag(cudnn):
         if method == "max":
             if dzdy is None:
@@ -75,18 +75,36 @@ def vl_nnpool(x: T.Array, pool, dzdy: Optional[T.Array] = None, *, method: str =
 class _Geometry:
     """Pooling geometry, and how to express it with PyTorch's symmetric-padding kernels."""
 
-    def __init__(self, pool, pad, stride, out):
-        self.pool, self.pad, self.stride, self.out = pool, pad, stride, out
-        # PyTorch pads symmetrically, at most half the window, and floors the output size
-        # exactly as MatConvNet does; other paddings are applied explicitly.
+    def __init__(self, pool, pad, stride, out, size):
+        self.pool, self.pad, self.stride, self.out, self.size = pool, pad, stride, out, size
+        # PyTorch pads symmetrically, at most half the window, and clips windows to the
+        # image as MatConvNet does.  With floor rounding that covers symmetric pads; its
+        # ceil mode adds the windows that reach into extra bottom/right padding, which
+        # covers Caffe-style pads such as [0 1 0 1].  Other pads are applied explicitly.
+        self.ceil = False
         self.native = is_symmetric(pad) and 2 * pad[0] <= pool[0] and 2 * pad[2] <= pool[1]
+        if not self.native:
+            self.native = self.ceil = all(
+                _ceil_matches(size[a], pad[2 * a], pad[2 * a + 1], pool[a], stride[a], out[a])
+                for a in (0, 1))
         self.padding = (pad[0], pad[2]) if self.native else (0, 0)
 
     def transposed(self) -> "_Geometry":
         """The same pooling on the H <-> W transposed image."""
         p = self.pad
         return _Geometry(self.pool[::-1], (p[2], p[3], p[0], p[1]), self.stride[::-1],
-                         self.out[::-1])
+                         self.out[::-1], self.size[::-1])
+
+
+def _ceil_matches(size, before, after, pool, stride, out) -> bool:
+    """Whether PyTorch's ceil-mode pooling with symmetric padding ``before`` gives
+    MatConvNet's windows for padding ``[before, after]`` (output size ``out``)."""
+    if after < before or 2 * before > pool:
+        return False
+    n = -(-(size + 2 * before - pool) // stride) + 1
+    if (n - 1) * stride >= size + before:
+        n -= 1
+    return n == out
 
 
 def _pad_input(x, geom, value):
@@ -102,7 +120,8 @@ def _pooling_layout(t):
 
 def _max_forward(x, geom):
     xp = _pad_input(_pooling_layout(x), geom, float("-inf"))  # padding keeps the layout
-    return F.max_pool2d(xp, geom.pool, geom.stride, geom.padding).contiguous()
+    return F.max_pool2d(xp, geom.pool, geom.stride, geom.padding,
+                        ceil_mode=geom.ceil).contiguous()
 
 
 def _max_backward(x, dzdy, geom):
@@ -111,7 +130,7 @@ def _max_backward(x, dzdy, geom):
     # their indices back to the original plane and scatter dzdy there.
     gt = geom.transposed()
     xt = _pad_input(_pooling_layout(x.transpose(2, 3)), gt, float("-inf"))
-    args = (list(gt.pool), list(gt.stride), list(gt.padding))
+    args = (list(gt.pool), list(gt.stride), list(gt.padding), [1, 1], gt.ceil)
     yt, idx = _aten.max_pool2d_with_indices(xt, *args)
     if not bool(yt.sum().isfinite()):
         # Rare: MatConvNet never selects NaN, and windows holding only -inf/NaN get no
@@ -121,11 +140,14 @@ def _max_backward(x, dzdy, geom):
         dzdy = dzdy.masked_fill((yt == float("-inf")).transpose(2, 3), 0)
     pw, ph = xt.shape[2:]        # the pooled plane, transposed: index = col * ph + row
     to_original = torch.arange(ph * pw, device=idx.device).view(ph, pw).t().reshape(-1)
-    idx = torch.take(to_original, idx).transpose(2, 3)   # a lookup beats int64 div/mod
+    # a lookup beats int64 div/mod; gathering through the transposed view makes the result
+    # contiguous in the original orientation, as the backward kernel wants it
+    idx = torch.take(to_original, idx.transpose(2, 3))
     n, c = x.shape[:2]
     plane = x if geom.native else x.new_empty((n, c, ph, pw))
     dzdxp = _aten.max_pool2d_with_indices_backward(
-        dzdy, plane, list(geom.pool), list(geom.stride), list(geom.padding), [1, 1], False, idx)
+        dzdy, plane, list(geom.pool), list(geom.stride), list(geom.padding), [1, 1], geom.ceil,
+        idx)
     return dzdxp if geom.native else crop_hw(dzdxp, geom.pad).contiguous()
 
 
@@ -142,7 +164,7 @@ def _clipped_area(x, geom):
 
 def _avg_forward(x, geom):
     if geom.native:
-        return F.avg_pool2d(x, geom.pool, geom.stride, geom.padding, False, False)
+        return F.avg_pool2d(x, geom.pool, geom.stride, geom.padding, geom.ceil, False)
     xp = _pad_input(x, geom, 0.0)
     total = F.avg_pool2d(xp, geom.pool, geom.stride, 0, False, True, 1)
     return total / _clipped_area(x, geom)
@@ -151,7 +173,7 @@ def _avg_forward(x, geom):
 def _avg_backward(x, dzdy, geom):
     if geom.native:
         return _aten.avg_pool2d_backward(dzdy, x, list(geom.pool), list(geom.stride),
-                                         list(geom.padding), False, False, None)
+                                         list(geom.padding), geom.ceil, False, None)
     n, c, h, w = x.shape
     p = geom.pad
     xp_shape = (n, c, h + p[0] + p[1], w + p[2] + p[3])
