@@ -46,7 +46,8 @@ from fractions import Fraction
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 from . import _tensor as T
-from .blocks._common import sliding_size, transposed_size
+from .blocks._common import (check_pool_pad, transposed_size,
+                             window_output_size)
 
 __all__ = [
     "RF", "IDENTITY", "POINTWISE_TYPES", "LOSS_TYPES",
@@ -86,12 +87,8 @@ def conv_output_size(input_hw: Any, filter_size: Any, pad: Any = 0, stride: Any 
     p = T.quad(pad, "pad")
     s = T.pair(stride, "stride")
     d = T.pair(dilate, "dilate")
-    eh, ew = _extent(fh, d[0]), _extent(fw, d[1])
-    if eh > h + p[0] + p[1] or ew > w + p[2] + p[3]:
-        raise ValueError(
-            f"filter_size: the dilated filter extent {(eh, ew)} exceeds the padded input size "
-            f"{(h + p[0] + p[1], w + p[2] + p[3])}")
-    return (sliding_size(h, p[0], p[1], eh, s[0]), sliding_size(w, p[2], p[3], ew, s[1]))
+    extent = (_extent(fh, d[0]), _extent(fw, d[1]))
+    return window_output_size((h, w), extent, p, s, "filter_size", "the dilated filter extent")
 
 
 def pool_output_size(input_hw: Any, pool: Any, pad: Any = 0, stride: Any = 1) -> Pair:
@@ -101,13 +98,8 @@ def pool_output_size(input_hw: Any, pool: Any, pad: Any = 0, stride: Any = 1) ->
     ph, pw = T.pair(pool, "pool")
     p = T.quad(pad, "pad")
     s = T.pair(stride, "stride")
-    if p[0] >= ph or p[1] >= ph or p[2] >= pw or p[3] >= pw:
-        raise ValueError(f"pad: expected each pad smaller than the pool size {(ph, pw)}, got {p}")
-    if ph > h + p[0] + p[1] or pw > w + p[2] + p[3]:
-        raise ValueError(
-            f"pool: the window {(ph, pw)} exceeds the padded input size "
-            f"{(h + p[0] + p[1], w + p[2] + p[3])}")
-    return (sliding_size(h, p[0], p[1], ph, s[0]), sliding_size(w, p[2], p[3], pw, s[1]))
+    check_pool_pad((ph, pw), p)
+    return window_output_size((h, w), (ph, pw), p, s, "pool", "the window")
 
 
 def convt_output_size(input_hw: Any, filter_size: Any, upsample: Any = 1, crop: Any = 0) -> Pair:

@@ -13,6 +13,24 @@ def sliding_size(size: int, pad_before: int, pad_after: int, extent: int, stride
     return (size + pad_before + pad_after - extent) // stride + 1
 
 
+def window_output_size(size_hw, extent_hw, pad, stride, name: str, what: str) -> Tuple[int, int]:
+    """Output size of a window of ``extent_hw`` sliding over the padded image, checking that
+    it fits (``name``/``what`` word the error: ``pool: the window (3, 3) exceeds ...``)."""
+    (h, w), (eh, ew) = size_hw, extent_hw
+    padded = (h + pad[0] + pad[1], w + pad[2] + pad[3])
+    if eh > padded[0] or ew > padded[1]:
+        raise ValueError(f"{name}: {what} {(eh, ew)} exceeds the padded input size {padded}")
+    return (sliding_size(h, pad[0], pad[1], eh, stride[0]),
+            sliding_size(w, pad[2], pad[3], ew, stride[1]))
+
+
+def check_pool_pad(pool, pad) -> None:
+    """MatConvNet requires each pooling pad to be smaller than the window."""
+    if pad[0] >= pool[0] or pad[1] >= pool[0] or pad[2] >= pool[1] or pad[3] >= pool[1]:
+        raise ValueError(f"pad: expected each pad smaller than the pool size {tuple(pool)}, "
+                         f"got {tuple(pad)}")
+
+
 def transposed_size(size: int, extent: int, upsample: int, crop_before: int, crop_after: int) -> int:
     """Output length of a convolution transpose: ``U (size - 1) + F - C_b - C_a``
     (manual, chapter 5)."""

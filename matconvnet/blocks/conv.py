@@ -39,7 +39,7 @@ import torch
 import torch.nn.functional as F
 
 from .. import _tensor as T
-from ._common import crop_hw, cudnn_flag, is_symmetric, sliding_size, torch_pad
+from ._common import crop_hw, cudnn_flag, is_symmetric, torch_pad, window_output_size
 
 __all__ = ["vl_nnconv"]
 
@@ -84,12 +84,7 @@ def vl_nnconv(x: T.Array, f: Optional[T.Array], b: Optional[T.Array] = None,
         raise ValueError(f"b: expected {k} elements (one per filter), got shape {tuple(b.shape)}")
 
     eh, ew = (fh - 1) * dilate[0] + 1, (fw - 1) * dilate[1] + 1
-    if eh > h + pad[0] + pad[1] or ew > w + pad[2] + pad[3]:
-        raise ValueError(
-            f"f: the dilated filter extent {(eh, ew)} exceeds the padded input size "
-            f"{(h + pad[0] + pad[1], w + pad[2] + pad[3])}")
-    yh = sliding_size(h, pad[0], pad[1], eh, stride[0])
-    yw = sliding_size(w, pad[2], pad[3], ew, stride[1])
+    yh, yw = window_output_size((h, w), (eh, ew), pad, stride, "f", "the dilated filter extent")
 
     with cudnn_flag(cudnn):
         if dzdy is None:

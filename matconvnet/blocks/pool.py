@@ -34,7 +34,8 @@ import torch
 import torch.nn.functional as F
 
 from .. import _tensor as T
-from ._common import crop_hw, cudnn_flag, is_symmetric, sliding_size, torch_pad
+from ._common import (check_pool_pad, crop_hw, cudnn_flag, is_symmetric, torch_pad,
+                      window_output_size)
 
 __all__ = ["vl_nnpool"]
 
@@ -50,14 +51,8 @@ def vl_nnpool(x: T.Array, pool, dzdy: Optional[T.Array] = None, *, method: str =
     pad = T.quad(pad, "pad")
     stride = T.pair(stride, "stride")
     method = T.choice(method, "method", ("max", "avg"))
-    if pad[0] >= pool[0] or pad[1] >= pool[0] or pad[2] >= pool[1] or pad[3] >= pool[1]:
-        raise ValueError(f"pad: expected each pad smaller than the pool size {pool}, got {pad}")
-    if pool[0] > h + pad[0] + pad[1] or pool[1] > w + pad[2] + pad[3]:
-        raise ValueError(
-            f"pool: the window {pool} exceeds the padded input size "
-            f"{(h + pad[0] + pad[1], w + pad[2] + pad[3])}")
-    yh = sliding_size(h, pad[0], pad[1], pool[0], stride[0])
-    yw = sliding_size(w, pad[2], pad[3], pool[1], stride[1])
+    check_pool_pad(pool, pad)
+    yh, yw = window_output_size((h, w), pool, pad, stride, "pool", "the window")
     if dzdy is not None:
         dzdy = call.tensor(dzdy, "dzdy")
         T.expect_shape(dzdy, "dzdy", (n, c, yh, yw), "the shape of the output y")
