@@ -42,25 +42,17 @@ def from_simplenn(cls, simple: Mapping[str, Any], *, canonical_names: bool = Fal
         inputs, outputs = [f"x{l - 1}"], [f"x{l}"]
         params, values = [], []
         weights = list(layer.get("weights") or [])
-        if t == "conv":
+        if t in ("conv", "convt"):
             f, b = weights[0], weights[1] if len(weights) > 1 else None
-            block = L.Conv(size=_matlab_size(f), hasBias=_has(b), pad=layer.get("pad", 0),
-                           stride=layer.get("stride", 1), dilate=layer.get("dilate", 1),
-                           opts=layer.get("opts") or [])
-            params, values = [name + "f"], [f]
-            if _has(b):
-                params.append(name + "b")
-                values.append(b)
-        elif t == "convt":
-            f, b = weights[0], weights[1] if len(weights) > 1 else None
-            block = L.ConvTranspose(size=_matlab_size(f), hasBias=_has(b),
-                                    upsample=layer.get("upsample", 1), crop=layer.get("crop", 0),
-                                    numGroups=layer.get("numGroups", 1),
-                                    opts=layer.get("opts") or [])
-            params, values = [name + "f"], [f]
-            if _has(b):
-                params.append(name + "b")
-                values.append(b)
+            common = dict(size=_matlab_size(f), hasBias=_has(b), opts=layer.get("opts") or [])
+            if t == "conv":
+                block = L.Conv(pad=layer.get("pad", 0), stride=layer.get("stride", 1),
+                               dilate=layer.get("dilate", 1), **common)
+            else:
+                block = L.ConvTranspose(upsample=layer.get("upsample", 1),
+                                        crop=layer.get("crop", 0),
+                                        numGroups=layer.get("numGroups", 1), **common)
+            params, values = ([name + "f", name + "b"], [f, b]) if _has(b) else ([name + "f"], [f])
         elif t == "pool":
             block = L.Pooling(method=layer.get("method", "max"), poolSize=layer["pool"],
                               pad=layer.get("pad", 0), stride=layer.get("stride", 1),
