@@ -156,7 +156,10 @@ def convt_case(desc, n, d, hw, k, fhw, upsample, crop):
                 make, ours, ref, ("x", "f", "b"))
 
 
-def pool_case(desc, method, n, c, hw, pool, stride, pad=0):
+def pool_case(desc, method, n, c, hw, pool, stride, pad=0, switches=True):
+    """``switches``: max pooling's forward call returns the switches and the backward call
+    takes them (what the wrappers do); False times the stateless call forms, whose backward
+    call finds the maxima again (shown for information)."""
     if method == "max":
         def ref(x):
             return F.max_pool2d(x, pool, stride, pad)
@@ -168,14 +171,17 @@ def pool_case(desc, method, n, c, hw, pool, stride, pad=0):
         return _with_dzdy({"x": _randn((n, c, hw, hw), device, dtype, gen)}, ref, gen, "x")
 
     def ours(t):
-        x = t["x"]
-        y = mcn.vl_nnpool(x, pool, method=method, pad=pad, stride=stride)
-        dzdx = mcn.vl_nnpool(x, pool, t["dzdy"], method=method, pad=pad, stride=stride)
-        return y, dzdx
+        x, kw = t["x"], dict(method=method, pad=pad, stride=stride)
+        if method == "max" and switches:
+            y, s = mcn.vl_nnpool(x, pool, return_switches=True, **kw)
+            return y, mcn.vl_nnpool(x, pool, t["dzdy"], switches=s, **kw)
+        y = mcn.vl_nnpool(x, pool, **kw)
+        return y, mcn.vl_nnpool(x, pool, t["dzdy"], **kw)
 
     opts = f", pad {pad}" if pad else ""
+    opts += ", stateless" if method == "max" and not switches else ""
     return Case(f"pool {method}", f"{desc}: x {n}x{c}x{hw}x{hw}, pool {pool}, stride {stride}"
-                + opts, make, ours, ref)
+                + opts, make, ours, ref, info=method == "max" and not switches)
 
 
 def elementwise_case(block, desc, n, c, h, w, use_y=True, target=TARGET):
@@ -462,6 +468,7 @@ def cases(full: bool = False) -> List[Case]:
         pool_case("AlexNet pool1", "max", b, pick(48, 96), 55, 3, 2),
         pool_case("VGG pool2", "max", b, pick(64, 128), pick(56, 112), 2, 2),
         pool_case("3x3 stride 1 pad 1", "max", b, pick(64, 256), 28, 3, 1, 1),
+        pool_case("AlexNet pool1", "max", b, pick(48, 96), 55, 3, 2, switches=False),
         pool_case("AlexNet pool1", "avg", b, pick(48, 96), 55, 3, 2),
         pool_case("VGG pool2", "avg", b, pick(64, 128), pick(56, 112), 2, 2),
         pool_case("3x3 stride 2 pad 1", "avg", b, pick(64, 128), pick(56, 112), 3, 2, 1),

@@ -1,30 +1,7 @@
-r"""vl_nnpool: max or average pooling over spatial windows, channel by channel.
+"""vl_nnpool: max or average pooling over spatial windows, channel by channel.
 
-Formula (manual 4.3 and 6.3), for the window ``Omega_ij`` of size ``PH x PW`` starting at
-``(S_y i - P_t, S_x j - P_l)`` (0-based) and clipped to the image::
-
-    max:  y[n, c, i, j] = max_{(u, v) in Omega_ij} x[n, c, u, v]
-    avg:  y[n, c, i, j] = 1 / |Omega_ij| * sum_{(u, v) in Omega_ij} x[n, c, u, v]
-
-Padding never contributes: max ignores it (as if it were -inf) and avg divides by the area
-of the clipped window, not by ``PH PW``.  Each pad must be smaller than the window.
-The max derivative routes ``dzdy`` to the first maximum of each window in MatConvNet's scan
-order (column-major: down the rows, then across the columns); overlapping windows add up.
-As in the original, NaN is never selected and a window holding only -inf/NaN passes no
-derivative (the forward output, unlike the original's, propagates NaN).
-
-Shapes (``H x W x C x N`` in MatConvNet)::
-
-    x    N x C x H x W
-    y    N x C x YH x YW,   YH = floor((H + P_t + P_b - PH) / S_y) + 1
-
-Call forms::
-
-    y = vl_nnpool(x, pool, method='max', pad=0, stride=1)
-    dzdx = vl_nnpool(x, pool, dzdy, method='max', pad=0, stride=1)
-
-``pool`` is a scalar or [PH, PW]; ``pad`` a scalar or [top, bottom, left, right]; ``stride``
-a scalar or [y, x]; ``method`` 'max' or 'avg'; ``cudnn`` as in vl_nnconv.
+The formula, shapes, call forms, options and an example are in the docstring of
+:func:`vl_nnpool` (rendered as ``docs/blocks/vl_nnpool.md``).
 """
 from __future__ import annotations
 
@@ -43,7 +20,55 @@ _aten = torch.ops.aten
 
 
 def vl_nnpool(x: T.Array, pool, dzdy: Optional[T.Array] = None, *, method: str = "max",
-              pad=0, stride=1, cudnn: bool = True):
+              pad=0, stride=1, cudnn: bool = True, return_switches: bool = False,
+              switches: Optional[T.Array] = None):
+    r"""vl_nnpool: max or average pooling over spatial windows, channel by channel.
+
+    Formula (manual 4.3 and 6.3), for the window ``Omega_ij`` of size ``PH x PW`` starting at
+    ``(S_y i - P_t, S_x j - P_l)`` (0-based) and clipped to the image::
+
+        max:  y[n, c, i, j] = max_{(u, v) in Omega_ij} x[n, c, u, v]
+        avg:  y[n, c, i, j] = 1 / |Omega_ij| * sum_{(u, v) in Omega_ij} x[n, c, u, v]
+
+    Padding never contributes: max ignores it (as if it were -inf) and avg divides by the area
+    of the clipped window, not by ``PH PW``.  Each pad must be smaller than the window.
+    The max derivative routes ``dzdy`` to the first maximum of each window in MatConvNet's scan
+    order (column-major: down the rows, then across the columns); overlapping windows add up.
+    As in the original, NaN is never selected and a window holding only -inf/NaN passes no
+    derivative (the forward output, unlike the original's, propagates NaN).
+
+    Shapes (``H x W x C x N`` in MatConvNet)::
+
+        x      N x C x H x W
+        y      N x C x YH x YW,   YH = floor((H + P_t + P_b - PH) / S_y) + 1
+        dzdx   N x C x H x W
+
+    Call forms::
+
+        y = vl_nnpool(x, pool, method='max', pad=0, stride=1)
+        dzdx = vl_nnpool(x, pool, dzdy, method='max', pad=0, stride=1)
+
+    Options:
+
+    * ``pool`` (positional): the window, a scalar or ``[PH, PW]``.
+    * ``method``: ``'max'`` (default) or ``'avg'``.
+    * ``pad``: 0; a scalar or ``[top, bottom, left, right]``, each smaller than the window.
+    * ``stride``: 1; a scalar or ``[y, x]``.
+    * ``cudnn``: as in vl_nnconv.
+
+    Example::
+
+        import torch
+        from matconvnet import vl_nnpool
+
+        x = torch.arange(16.0).reshape(1, 1, 4, 4)
+        y = vl_nnpool(x, 2, stride=2)                # 2 x 2 max pooling
+        assert y.flatten().tolist() == [5.0, 7.0, 13.0, 15.0]
+        a = vl_nnpool(x, 3, method="avg", pad=1)     # padding is not counted in the average
+        assert a[0, 0, 0, 0] == (0 + 1 + 4 + 5) / 4
+        dzdx = vl_nnpool(x, 2, torch.ones_like(y), stride=2)
+        assert dzdx.sum() == 4 and dzdx[0, 0, 1, 1] == 1
+    """
     call = T.Call(x)
     x = call.x
     n, c, h, w = T.shape4(x, "x")
@@ -56,15 +81,38 @@ def vl_nnpool(x: T.Array, pool, dzdy: Optional[T.Array] = None, *, method: str =
     if dzdy is not None:
         dzdy = call.tensor(dzdy, "dzdy")
         T.expect_shape(dzdy, "dzdy", (n, c, yh, yw), "the shape of the output y")
+        if return_switches:
+            raise TypeError("return_switches: only the forward call (no dzdy) returns switches")
+    if switches is not None:
+        if dzdy is None:
+            raise TypeError("switches: only the backward call (with dzdy) takes switches")
+        switches = _check_switches(call, switches, method, (n, c, yh, yw))
     geom = _Geometry(pool, pad, stride, (yh, yw), (h, w))
     with cudnn_flag(cudnn):
         if method == "max":
             if dzdy is None:
+                if return_switches:
+                    return call.out(*_max_forward_switches(x, geom))
                 return call.out(_max_forward(x, geom))
-            return call.out(_max_backward(x, dzdy, geom))
+            if switches is None:
+                switches = _max_switches(x, geom)
+            return call.out(_max_backward(x, dzdy, geom, switches))
         if dzdy is None:
-            return call.out(_avg_forward(x, geom))
+            y = _avg_forward(x, geom)
+            return (call.out(y), None) if return_switches else call.out(y)
         return call.out(_avg_backward(x, dzdy, geom))
+
+
+def _check_switches(call, switches, method, shape):
+    if method != "max":
+        raise ValueError(f"switches: average pooling has no switches, got a "
+                         f"{type(switches).__name__} (pass None)")
+    switches = call.labels(switches, "switches")
+    if switches.dtype != torch.int64:
+        raise TypeError(f"switches: expected the int64 tensor returned by "
+                        f"return_switches=True, got dtype {switches.dtype}")
+    T.expect_shape(switches, "switches", shape, "the shape of the output y")
+    return switches
 
 
 class _Geometry:
@@ -119,30 +167,56 @@ def _max_forward(x, geom):
                         ceil_mode=geom.ceil).contiguous()
 
 
-def _max_backward(x, dzdy, geom):
+def _max_switches(x, geom):
+    """The switches (see the module docstring) of max pooling ``x``."""
     # PyTorch's kernels take the first maximum in row-major window order, MatConvNet's in
     # column-major order: choose the maxima on the H <-> W transposed image, then translate
-    # their indices back to the original plane and scatter dzdy there.
+    # their indices back to the original plane.
+    return _switches_and_output(x, geom)[0]
+
+
+def _max_forward_switches(x, geom):
+    idx, yt, finite = _switches_and_output(x, geom)
+    y = yt.transpose(2, 3).contiguous()
+    if not finite:   # the forward output keeps NaN (see the module docstring)
+        y = _max_forward(x, geom)
+    return y, idx
+
+
+def _switches_and_output(x, geom):
+    """(switches, the transposed output, whether it was all finite)."""
     gt = geom.transposed()
     xt = _pad_input(_pooling_layout(x.transpose(2, 3)), gt, float("-inf"))
     args = (list(gt.pool), list(gt.stride), list(gt.padding), [1, 1], gt.ceil)
     yt, idx = _aten.max_pool2d_with_indices(xt, *args)
-    if not bool(yt.sum().isfinite()):
+    finite = bool(yt.sum().isfinite())
+    dead = None
+    if not finite:
         # Rare: MatConvNet never selects NaN, and windows holding only -inf/NaN get no
         # derivative; PyTorch would route to the NaN or to the window's first element.
         xt = xt.masked_fill(xt.isnan(), float("-inf"))
         yt, idx = _aten.max_pool2d_with_indices(xt, *args)
-        dzdy = dzdy.masked_fill((yt == float("-inf")).transpose(2, 3), 0)
+        dead = (yt == float("-inf")).transpose(2, 3)
     pw, ph = xt.shape[2:]        # the pooled plane, transposed: index = col * ph + row
     to_original = torch.arange(ph * pw, device=idx.device).view(ph, pw).t().reshape(-1)
     # a lookup beats int64 div/mod; gathering through the transposed view makes the result
     # contiguous in the original orientation, as the backward kernel wants it
     idx = torch.take(to_original, idx.transpose(2, 3))
-    n, c = x.shape[:2]
-    plane = x if geom.native else x.new_empty((n, c, ph, pw))
+    if dead is not None:
+        idx = idx.masked_fill(dead, -1)
+    return idx, yt, finite
+
+
+def _max_backward(x, dzdy, geom, switches):
+    n, c, h, w = x.shape
+    if bool((switches < 0).any()):
+        dzdy = dzdy.masked_fill(switches < 0, 0)
+        switches = switches.clamp(min=0)
+    p = geom.pad
+    plane = x if geom.native else x.new_empty((n, c, h + p[0] + p[1], w + p[2] + p[3]))
     dzdxp = _aten.max_pool2d_with_indices_backward(
         dzdy, plane, list(geom.pool), list(geom.stride), list(geom.padding), [1, 1], geom.ceil,
-        idx)
+        switches)
     return dzdxp if geom.native else crop_hw(dzdxp, geom.pad).contiguous()
 
 

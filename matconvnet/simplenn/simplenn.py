@@ -7,7 +7,8 @@ FEATURES.md 2.2)::
     res[0]['x'] = x,  res[i + 1]['x'] = output of layer i       (0-based i here)
     res[i]['dzdx'] = dz/d res[i]['x'],  res[n]['dzdx'] = dzdy
     res[i]['dzdw'] = derivatives of layer i's weights (bnorm: [dg, db, batch moments])
-    res[i + 1]['aux'] = auxiliary output (dropout's mask)
+    res[i + 1]['aux'] = auxiliary output (dropout's mask; max pooling's switches when the
+                        call backpropagates through that layer)
     res[i]['time'], res[i]['backward_time'] = seconds spent in layer i
 
 Backpropagation is chapter 2's: the blocks are called in backward mode in reverse order,
@@ -149,7 +150,7 @@ def vl_simplenn(net: dict, x, dzdy=None, res: Optional[Res] = None, *, mode: str
         res[0]["x"] = x
         for i, l in enumerate(layers):
             start = time.perf_counter()
-            _forward(l, res, i, test, cudnn)
+            _forward(l, res, i, test, cudnn, keep_switches=doder and i >= lim)
             # forget values no longer needed (the original's rules, including dropping
             # the network input and ReLU inputs, whose derivative can use the output)
             needs_bprop = doder and i >= lim
@@ -184,6 +185,7 @@ def vl_simplenn(net: dict, x, dzdy=None, res: Optional[Res] = None, *, mode: str
             if conserve_memory and not l.get("precious", False) and i != n - 1:
                 res[i + 1]["dzdx"] = None
                 res[i + 1]["x"] = None
+                res[i + 1]["aux"] = None
             if gpu and sync:
                 torch.cuda.synchronize(x.device)
             res[i]["backward_time"] = time.perf_counter() - start
@@ -220,7 +222,7 @@ def _call(l, x, *extra, test=False, cudnn=True, **more):
     return spec.block(x, *spec.args(l), *extra, **kwargs)
 
 
-def _forward(l, res, i, test, cudnn):
+def _forward(l, res, i, test, cudnn, keep_switches=False):
     t = l["type"]
     x = res[i]["x"]
     out = res[i + 1]
@@ -231,6 +233,9 @@ def _forward(l, res, i, test, cudnn):
             out["x"], out["aux"] = (x, None) if test else _call(l, x)
         elif t == "bnorm" and test:
             out["x"] = _call(l, x, moments=l["weights"][2])
+        elif t == "pool" and keep_switches:
+            # the backward pass reuses the maxima found here instead of searching again
+            out["x"], out["aux"] = _call(l, x, cudnn=cudnn, return_switches=True)
         else:
             out["x"] = _call(l, x, cudnn=cudnn)
     except (ValueError, TypeError) as e:
@@ -251,6 +256,8 @@ def _backward(l, res, i, test, cudnn):
         if t == "relu" and x is None:
             x = y  # the input was dropped to save memory: y gives the same derivative
         more = {"y": y} if t in ("softmax", "sigmoid") and y is not None else {}
+        if t == "pool" and res[i + 1]["aux"] is not None:
+            more["switches"] = res[i + 1]["aux"]
         out = _call(l, x, dzdy, cudnn=cudnn, **more)
     except (ValueError, TypeError) as e:
         raise type(e)(f"layer {i + 1} ({l.get('name', t)}): {e}") from e

@@ -67,7 +67,22 @@ def check_pool(x, pool, method, **opts):
     nm.check_derivative(fn, [x], 0, dzdy, dzdx, what="dzdx")
     nm.assert_close(dzdx, naive_pool(x, pool, dzdy, method=method, **opts), rtol=1e-12,
                     what="dzdx vs naive")
+    check_switches_path(x, pool, dzdy, method=method, **opts)
     return y, dzdy, dzdx
+
+
+def check_switches_path(x, pool, dzdy, **opts):
+    """The forward-with-switches and backward-with-switches forms give exactly what the
+    stateless forms give."""
+    y, s = mcn.vl_nnpool(x, pool, return_switches=True, **opts)
+    assert torch.equal(y, mcn.vl_nnpool(x, pool, **opts)) or torch.allclose(
+        y, mcn.vl_nnpool(x, pool, **opts), equal_nan=True, rtol=0, atol=0)
+    if opts.get("method", "max") == "avg":
+        assert s is None
+        return
+    assert s.dtype == torch.int64 and s.shape == y.shape
+    dzdx = mcn.vl_nnpool(x, pool, dzdy, switches=s, **opts)
+    assert torch.equal(dzdx, mcn.vl_nnpool(x, pool, dzdy, **opts))
 
 
 METHODS = ["max", "avg"]
@@ -231,6 +246,9 @@ def test_max_all_minus_inf_window_has_no_gradient():
     dzdx = mcn.vl_nnpool(x, 2, torch.ones(1, 1, 1, 2, dtype=D), method="max")
     expected = torch.tensor([[[[0.0, 0.0, 0.0], [0.0, 0.0, 1.0]]]], dtype=D)
     nm.assert_close(dzdx, expected, rtol=0)
+    _, s = mcn.vl_nnpool(x, 2, method="max", return_switches=True)
+    assert s.tolist() == [[[[-1, 5]]]]
+    check_switches_path(x, 2, torch.ones(1, 1, 1, 2, dtype=D))
 
 
 def test_max_nan_window_has_no_gradient():
@@ -241,6 +259,37 @@ def test_max_nan_window_has_no_gradient():
     dzdx = mcn.vl_nnpool(x, 2, torch.ones(1, 1, 1, 2, dtype=D), method="max")
     expected = torch.tensor([[[[0.0, 0.0, 0.0], [0.0, 0.0, 1.0]]]], dtype=D)
     nm.assert_close(dzdx, expected, rtol=0)
+    y, s = mcn.vl_nnpool(x, 2, method="max", return_switches=True)
+    assert bool(y.isnan().all())   # NaN propagates forward; the derivative avoids it
+    check_switches_path(x, 2, torch.ones(1, 1, 1, 2, dtype=D))
+
+
+def test_switches_index_the_padded_plane():
+    # x is 2 x 3; with pad [1 0 0 1] the padded plane is 3 x 4, and the window of the second
+    # output element (rows 0-1, cols 2-3 of that plane) holds x[0, 2] = 5 at row 1, col 2.
+    x = torch.tensor([[[[1.0, 2.0, 5.0], [3.0, 4.0, 0.0]]]], dtype=D)
+    y, s = mcn.vl_nnpool(x, 2, method="max", pad=[1, 0, 0, 1], stride=2, return_switches=True)
+    assert y.tolist() == [[[[2.0, 5.0]]]]
+    assert s.tolist() == [[[[5, 6]]]]
+
+
+def test_switches_numpy_and_validation():
+    x = nm.distinct(2, 3, 6, 6).numpy()
+    y, s = mcn.vl_nnpool(x, 2, return_switches=True)
+    assert isinstance(s, np.ndarray) and s.dtype == np.int64
+    dzdy = np.ones_like(y)
+    np.testing.assert_array_equal(mcn.vl_nnpool(x, 2, dzdy, switches=s),
+                                  mcn.vl_nnpool(x, 2, dzdy))
+    with pytest.raises(ValueError, match="switches.*shape"):
+        mcn.vl_nnpool(x, 2, dzdy, switches=s[:, :, :2])
+    with pytest.raises(TypeError, match="switches.*int64"):
+        mcn.vl_nnpool(x, 2, dzdy, switches=s.astype(np.float32))
+    with pytest.raises(ValueError, match="switches.*average"):
+        mcn.vl_nnpool(x, 2, dzdy, switches=s, method="avg")
+    with pytest.raises(TypeError, match="switches.*backward"):
+        mcn.vl_nnpool(x, 2, switches=s)
+    with pytest.raises(TypeError, match="return_switches"):
+        mcn.vl_nnpool(x, 2, dzdy, return_switches=True)
 
 
 @pytest.mark.parametrize("pool,stride,pad", [

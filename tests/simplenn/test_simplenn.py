@@ -93,6 +93,27 @@ def test_conserve_memory(data):
     torch.testing.assert_close(res[0]["dzdx"], full[0]["dzdx"])
 
 
+def test_max_pool_switches_kept_only_when_backpropagating(data):
+    net = lenet()
+    pools = [i + 1 for i, l in enumerate(net["layers"]) if l["type"] == "pool"]
+    assert all(r["aux"] is None for r in vl_simplenn(net, data))
+    res = vl_simplenn(net, data, 1.0)
+    for i in pools:
+        assert res[i]["aux"].dtype == torch.int64 and res[i]["aux"].shape == res[i]["x"].shape
+    # they are what the block returns, and give the stateless backward pass's derivatives
+    l = net["layers"][pools[0] - 1]
+    _, s = mcn.vl_nnpool(res[pools[0] - 1]["x"], l["pool"], stride=l["stride"],
+                         return_switches=True)
+    assert torch.equal(s, res[pools[0]]["aux"])
+    for i in pools:
+        res[i]["aux"] = None
+    again = vl_simplenn(net, data, 1.0, res, skip_forward=True)
+    torch.testing.assert_close(again[0]["dzdx"], res[0]["dzdx"], rtol=0, atol=0)
+    # back_prop_depth: layers outside the backward pass keep nothing
+    res = vl_simplenn(net, data, 1.0, back_prop_depth=3)
+    assert res[pools[0]]["aux"] is None and res[pools[1]]["aux"] is None
+
+
 def test_precious_layer_keeps_its_output(data):
     net = lenet()
     net["layers"][2]["precious"] = True
