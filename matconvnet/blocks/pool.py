@@ -48,6 +48,17 @@ def vl_nnpool(x: T.Array, pool, dzdy: Optional[T.Array] = None, *, method: str =
         y = vl_nnpool(x, pool, method='max', pad=0, stride=1)
         dzdx = vl_nnpool(x, pool, dzdy, method='max', pad=0, stride=1)
 
+        y, switches = vl_nnpool(x, pool, return_switches=True, ...)
+        dzdx = vl_nnpool(x, pool, dzdy, switches=switches, ...)
+
+    Like the original, the plain backward call is stateless: it finds the maxima again.  The
+    second pair of forms spares that search, as autograd's saved indices do: ``switches``
+    (N x C x YH x YW, int64) holds, for each output element, the 0-based linear index of the
+    selected maximum in its padded input plane of ``(H + P_t + P_b) x (W + P_l + P_r)``, or -1
+    where the window passes no derivative.  They belong to that ``x`` and those options; the
+    wrappers keep them between their forward and backward passes.  Average pooling has no
+    switches (``None``).
+
     Options:
 
     * ``pool`` (positional): the window, a scalar or ``[PH, PW]``.
@@ -55,6 +66,8 @@ def vl_nnpool(x: T.Array, pool, dzdy: Optional[T.Array] = None, *, method: str =
     * ``pad``: 0; a scalar or ``[top, bottom, left, right]``, each smaller than the window.
     * ``stride``: 1; a scalar or ``[y, x]``.
     * ``cudnn``: as in vl_nnconv.
+    * ``return_switches``: False; also return the switches (forward call only).
+    * ``switches``: None; the switches of the forward call on this ``x`` (backward call only).
 
     Example::
 
