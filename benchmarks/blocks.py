@@ -276,10 +276,19 @@ def bnorm_case(desc, n, c, h, w):
     def ref(x, g, b):
         return F.batch_norm(x, None, None, g, b, training=True, eps=1e-4)
 
-    return block_case("bnorm", f"{desc}: x {_sz(n, c, h, w)}, batch statistics",
-                      _normals(x=(n, c, h, w), g=(c,), b=(c,)),
-                      lambda t, *d: mcn.vl_nnbnorm(t["x"], t["g"], t["b"], *d),
-                      ref, ("x", "g", "b"), TARGET_NORM)
+    def make(device, dtype, gen):
+        t = _normals(x=(n, c, h, w), g=(c,), b=(c,))(device, dtype, gen)
+        return _with_dzdy(t, ref, gen, "x", "g", "b")
+
+    def ours(t):
+        # as the wrappers do: the backward call reuses the forward call's batch moments
+        y, moments = mcn.vl_nnbnorm(t["x"], t["g"], t["b"], return_moments=True)
+        dzdx, dzdg, dzdb, _ = mcn.vl_nnbnorm(t["x"], t["g"], t["b"], t["dzdy"],
+                                             moments=moments)
+        return y, dzdx, dzdg, dzdb
+
+    return Case("bnorm", f"{desc}: x {_sz(n, c, h, w)}, batch statistics", make, ours, ref,
+                ("x", "g", "b"), TARGET_NORM)
 
 
 def lrn_case(desc, n, c, hw, param, scale):

@@ -7,8 +7,9 @@ FEATURES.md 2.2)::
     res[0]['x'] = x,  res[i + 1]['x'] = output of layer i       (0-based i here)
     res[i]['dzdx'] = dz/d res[i]['x'],  res[n]['dzdx'] = dzdy
     res[i]['dzdw'] = derivatives of layer i's weights (bnorm: [dg, db, batch moments])
-    res[i + 1]['aux'] = auxiliary output (dropout's mask; max pooling's switches when the
-                        call backpropagates through that layer)
+    res[i + 1]['aux'] = auxiliary output (dropout's mask; when the call backpropagates
+                        through the layer, max pooling's switches and batch
+                        normalisation's batch moments, which the backward pass reuses)
     res[i]['time'], res[i]['backward_time'] = seconds spent in layer i
 
 Backpropagation is chapter 2's: the blocks are called in backward mode in reverse order,
@@ -150,7 +151,7 @@ def vl_simplenn(net: dict, x, dzdy=None, res: Optional[Res] = None, *, mode: str
         res[0]["x"] = x
         for i, l in enumerate(layers):
             start = time.perf_counter()
-            _forward(l, res, i, test, cudnn, keep_switches=doder and i >= lim)
+            _forward(l, res, i, test, cudnn, keep=doder and i >= lim)
             # forget values no longer needed (the original's rules, including dropping
             # the network input and ReLU inputs, whose derivative can use the output)
             needs_bprop = doder and i >= lim
@@ -222,7 +223,7 @@ def _call(l, x, *extra, test=False, cudnn=True, **more):
     return spec.block(x, *spec.args(l), *extra, **kwargs)
 
 
-def _forward(l, res, i, test, cudnn, keep_switches=False):
+def _forward(l, res, i, test, cudnn, keep=False):
     t = l["type"]
     x = res[i]["x"]
     out = res[i + 1]
@@ -233,9 +234,12 @@ def _forward(l, res, i, test, cudnn, keep_switches=False):
             out["x"], out["aux"] = (x, None) if test else _call(l, x)
         elif t == "bnorm" and test:
             out["x"] = _call(l, x, moments=l["weights"][2])
-        elif t == "pool" and keep_switches:
+        elif t == "pool" and keep:
             # the backward pass reuses the maxima found here instead of searching again
             out["x"], out["aux"] = _call(l, x, cudnn=cudnn, return_switches=True)
+        elif t == "bnorm" and keep:
+            # ... and the batch moments instead of computing them again
+            out["x"], out["aux"] = _call(l, x, cudnn=cudnn, return_moments=True)
         else:
             out["x"] = _call(l, x, cudnn=cudnn)
     except (ValueError, TypeError) as e:
@@ -258,6 +262,8 @@ def _backward(l, res, i, test, cudnn):
         more = {"y": y} if t in ("softmax", "sigmoid") and y is not None else {}
         if t == "pool" and res[i + 1]["aux"] is not None:
             more["switches"] = res[i + 1]["aux"]
+        if t == "bnorm" and not test and res[i + 1]["aux"] is not None:
+            more["moments"] = res[i + 1]["aux"]
         out = _call(l, x, dzdy, cudnn=cudnn, **more)
     except (ValueError, TypeError) as e:
         raise type(e)(f"layer {i + 1} ({l.get('name', t)}): {e}") from e

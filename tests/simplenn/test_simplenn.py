@@ -105,13 +105,37 @@ def test_max_pool_switches_kept_only_when_backpropagating(data):
     _, s = mcn.vl_nnpool(res[pools[0] - 1]["x"], l["pool"], stride=l["stride"],
                          return_switches=True)
     assert torch.equal(s, res[pools[0]]["aux"])
+    dzdx = res[0]["dzdx"]
     for i in pools:
         res[i]["aux"] = None
     again = vl_simplenn(net, data, 1.0, res, skip_forward=True)
-    torch.testing.assert_close(again[0]["dzdx"], res[0]["dzdx"], rtol=0, atol=0)
+    assert again[0]["dzdx"] is not dzdx
+    torch.testing.assert_close(again[0]["dzdx"], dzdx, rtol=0, atol=0)
     # back_prop_depth: layers outside the backward pass keep nothing
     res = vl_simplenn(net, data, 1.0, back_prop_depth=3)
     assert res[pools[0]]["aux"] is None and res[pools[1]]["aux"] is None
+
+
+def test_bnorm_backward_reuses_the_forward_batch_moments(data):
+    torch.manual_seed(3)
+    net = vl_simplenn_tidy({"layers": [
+        {"type": "conv", "weights": [torch.randn(5, 1, 3, 3), torch.zeros(5)]},
+        {"type": "bnorm", "weights": [torch.rand(5) + 0.5, torch.randn(5), torch.zeros(5, 2)]},
+        {"type": "relu"}], "meta": {}})
+    dzdy = torch.randn(4, 5, 26, 26)
+    assert vl_simplenn(net, data)[2]["aux"] is None
+    res = vl_simplenn(net, data, dzdy)
+    _, moments = mcn.vl_nnbnorm(res[1]["x"], *net["layers"][1]["weights"][:2],
+                                epsilon=net["layers"][1]["epsilon"], return_moments=True)
+    assert torch.equal(res[2]["aux"], moments)
+    assert torch.equal(res[1]["dzdw"][2], moments)
+    dzdx = res[0]["dzdx"]
+    res[2]["aux"] = None      # without them the backward pass computes them again
+    again = vl_simplenn(net, data, dzdy, res, skip_forward=True)
+    assert again[0]["dzdx"] is not dzdx
+    torch.testing.assert_close(again[0]["dzdx"], dzdx, rtol=0, atol=0)
+    # test mode: the forward pass uses the stored moments and keeps none
+    assert vl_simplenn(net, data, dzdy, mode="test")[2]["aux"] is None
 
 
 def test_precious_layer_keeps_its_output(data):
