@@ -42,3 +42,13 @@ from .dagnn_models import (DAGNN_ARCHITECTURES, bilinear_filters, fcn8s, googlen
 
 __all__ += ["resnet50", "inception_v3", "googlenet", "fcn8s", "bilinear_filters",
             "DAGNN_ARCHITECTURES"]
+
+# Published pretrained models (``registry``) and their input preprocessing (``normalization``).
+from .normalization import preprocess  # noqa: E402
+from .registry import (PRETRAINED, ChecksumError, DownloadError, ModelNotFoundError,  # noqa: E402
+                       PretrainedModel, UnknownModelError, cache_dir, download, load_model,
+                       model_path, pretrained)
+
+__all__ += ["pretrained", "download", "preprocess", "PRETRAINED", "PretrainedModel",
+            "load_model", "model_path", "cache_dir", "ModelNotFoundError",
+            "UnknownModelError", "ChecksumError", "DownloadError"]

@@ -19,6 +19,7 @@ import math
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence
 
+import numpy as np
 import torch
 
 from ..geometry import simplenn_geometry
@@ -106,7 +107,9 @@ def _input_size(net, input_size) -> list:
         input_size = meta["normalization"].get("imageSize")
     size = [float("nan")] * 3 + [1]
     if input_size is not None:
-        vals = list(input_size.reshape(-1).tolist() if torch.is_tensor(input_size) else input_size)
+        # a scalar (as some published models store it) sets the height only, as in MATLAB
+        vals = np.asarray(input_size.tolist() if torch.is_tensor(input_size)
+                          else input_size, dtype=float).reshape(-1).tolist()
         size[:len(vals)] = vals
     return size
 

@@ -54,3 +54,12 @@ def test_display_of_the_loaded_file_matches_too(model):
     d = vl_simplenn_display(net, input_size=size)
     assert d.info == model["display"]["info"]
     assert d.text == (oracle.ORACLE / model["display"]["text"]).read_text()
+
+
+def test_scalar_input_size_sets_the_height_only():
+    # some published models (DCFNet) store meta.inputSize as one number
+    net = cnn_mnist_init()
+    net["meta"]["inputSize"] = 28
+    info = vl_simplenn_display(net).info
+    assert info["dataSize"][0][0] == 28
+    assert all(v != v for v in info["dataSize"][1][:1])   # the width is unknown (NaN)
