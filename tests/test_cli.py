@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 REAL = ROOT.parent / "shared" / "data" / "matconvnet"
 REAL_MODELS = ["dcfnet/DCFNet-net-7-125-2.mat", "plate-chars/net-epoch-50.mat",
                "player-detection/net_stage_1.mat", "player-detection/net_stage_2.mat"]
-PACKAGE_MODELS = ROOT / "matconvnet" / "models" / "pretrained"
+PACKAGE_MODELS = ROOT / "matconvnet" / "models" / "shipped"
 
 
 def run(argv, capsys):

@@ -87,6 +87,9 @@ class DagNN:
         self.meta: Dict[str, Any] = {}
         self._mode = "normal"
         self.conserve_memory = True
+        # whether the eval in progress will backpropagate: layers may then keep what their
+        # backward pass would otherwise recompute (max pooling's switches)
+        self.computing_derivatives = False
         self.accumulate_param_ders = False
         self.parameter_server = None
         self.hold_on = False
@@ -278,6 +281,7 @@ class DagNN:
         inputs = _pairs(inputs, "inputs")
         der_outputs = _pairs(der_outputs, "der_outputs") if der_outputs is not None else None
         computing_der = bool(der_outputs)
+        self.computing_derivatives = computing_der
         for name, value in inputs:
             i = self.get_var_index(name)
             if i is None:

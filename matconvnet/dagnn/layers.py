@@ -61,6 +61,7 @@ __all__ = [
     "DropOut", "LRN", "Loss", "NormOffset", "PDist", "ROIPooling", "ReLU", "Scale",
     "Sigmoid", "SoftMax", "SpatialNorm", "Sum", "AffineGridGenerator",
     "UniformScalingGridGenerator", "LossSmoothL1",
+    "PReLU", "BinaryOp", "Reshape", "Permute", "Pad", "Clip", "HardSigmoid",
 ]
 
 NAN = float("nan")
@@ -535,16 +536,33 @@ class Pooling(Filter):
 
     type_name = "dagnn.Pooling"
     PROPERTIES = {"method": "max", "poolSize": [1, 1], "opts": ["cuDNN"]}
+    TRANSIENT = {"switches": None}   # (input, switches) of the last forward pass
 
     def _kwargs(self):
         return dict(dict(pad=self.pad, stride=self.stride, method=self.method),
                     **block_options(self.opts, "pool"))
 
     def forward(self, inputs, params):
+        self.switches = None
+        if self.net is not None and _field(self.net, "computing_derivatives", False):
+            # keep the maxima for the backward pass of this evaluation
+            y, switches = B.vl_nnpool(inputs[0], self.poolSize, return_switches=True,
+                                      **self._kwargs())
+            self.switches = (inputs[0], switches)
+            return [y]
         return [B.vl_nnpool(inputs[0], self.poolSize, **self._kwargs())]
 
     def backward(self, inputs, params, der_outputs, outputs=None):
-        return [B.vl_nnpool(inputs[0], self.poolSize, der_outputs[0], **self._kwargs())], []
+        kept, self.switches = self.switches, None
+        switches = kept[1] if kept is not None and kept[0] is inputs[0] else None
+        return [B.vl_nnpool(inputs[0], self.poolSize, der_outputs[0], switches=switches,
+                            **self._kwargs())], []
+
+    def reset(self):
+        self.switches = None
+
+    def move(self, device):
+        self.switches = None
 
     def get_kernel_size(self):
         return self.poolSize
@@ -1274,3 +1292,326 @@ class UniformScalingGridGenerator(_GridGenerator):
         ds = (d0 * ys.view(1, -1, 1)).sum((1, 2)) + (d1 * xs.view(1, 1, -1)).sum((1, 2))
         dt = torch.stack((ds, d0.sum((1, 2)), d1.sum((1, 2))), dim=1)
         return [dt.reshape(t.shape)], []
+
+
+# ----------------------------------------------------------------------------- interoperability
+#
+# Layers that MatConvNet lacks but imported networks (ONNX, PyTorch: matconvnet.io.load_onnx,
+# matconvnet.io.from_torch) need.  Each computes its forward and backward passes by hand, as
+# the other layers do.  Parameters whose shape matters (a PReLU slope, a BinaryOp constant)
+# are reshaped to a 4-D N x C x H x W shape kept in a property, so that they survive MAT
+# files, which drop trailing singleton dimensions.
+
+
+def _shape4(value: Any, name: str) -> Optional[Tuple[int, int, int, int]]:
+    """A saved N x C x H x W shape (MATLAB may hand back fewer entries: pad with ones)."""
+    if _is_empty(value):
+        return None
+    v = _numbers(value, name)
+    if len(v) > 4 or any(not isinstance(a, int) or a < 1 for a in v):
+        raise ValueError(f"{name}: expected up to 4 positive integers (N, C, H, W), "
+                         f"got {value!r}")
+    return tuple(v + [1] * (4 - len(v)))  # type: ignore[return-value]
+
+
+def _param4(p: torch.Tensor, shape: Optional[Tuple[int, ...]], name: str) -> torch.Tensor:
+    """A parameter viewed with its 4-D shape (default: one value per channel, (1, n, 1, 1))."""
+    if shape is None:
+        shape = (1, p.numel(), 1, 1)
+    if p.numel() != int(np.prod(shape)):
+        raise ValueError(f"{name}: expected a parameter with {int(np.prod(shape))} elements "
+                         f"(shape {tuple(shape)}), got shape {tuple(p.shape)}")
+    return p.reshape(shape)
+
+
+def _broadcast_sizes(a: tuple, b: tuple) -> tuple:
+    """NumPy broadcasting of two (N, C, H, W) sizes (NaN where unknown)."""
+    out = []
+    for x, y in zip(a, b):
+        if _isnan(x) or _isnan(y):
+            out.append(y if x == 1 else x if y == 1 else NAN)
+        elif x != y and 1 not in (x, y):
+            raise ValueError(f"sizes {a} and {b} do not broadcast")
+        else:
+            out.append(max(x, y))
+    return tuple(out)
+
+
+@register_layer
+class PReLU(ElementWise):
+    r"""Parametric ReLU: ``y = x`` where ``x > 0``, ``y = a .* x`` elsewhere, with the slope
+    ``a`` a parameter broadcast over ``x``.  ``slopeShape`` is the N x C x H x W shape the
+    slope is viewed with (empty: one slope per channel, ``(1, C, 1, 1)``, or one for all
+    channels when ``a`` has a single element).  Derivatives::
+
+        dzdx = dzdy       where x > 0,   a .* dzdy elsewhere
+        dzda = sum over the broadcast dimensions of dzdy .* min(x, 0)
+    """
+
+    type_name = "dagnn.PReLU"
+    PROPERTIES = {"slopeShape": [], "numChannels": None}
+
+    def _slope(self, params, x):
+        a = _param4(params[0], _shape4(self.slopeShape, "slopeShape"), "slope")
+        T.expect_broadcastable(a, "slope", x.shape, "the input")
+        return a
+
+    def forward(self, inputs, params):
+        x = inputs[0]
+        a = _like(self._slope(params, x), x)
+        return [torch.where(x > 0, x, a * x)]
+
+    def backward(self, inputs, params, der_outputs, outputs=None):
+        x, dy = inputs[0], der_outputs[0]
+        a4 = self._slope(params, x)
+        a = _like(a4, x)
+        dx = torch.where(x > 0, dy, a * dy)
+        da = (dy * x.clamp(max=0)).sum_to_size(a4.shape).reshape(params[0].shape)
+        return [dx], [da]
+
+    def init_params(self):
+        shape = _shape4(self.slopeShape, "slopeShape")
+        if shape is None:
+            if _is_empty(self.numChannels):
+                raise ValueError("numChannels: set the number of channels (or slopeShape) to "
+                                 "initialise the parameters")
+            shape = (int(_numbers(self.numChannels, "numChannels")[0]),)
+        return [torch.full(shape, 0.25, dtype=torch.float32)]
+
+
+_BINARY_OPS = ("add", "sub", "mul", "div")
+
+
+@register_layer
+class BinaryOp(ElementWise):
+    r"""Elementwise ``y = a op b`` with NumPy broadcasting, ``op`` one of ``add``, ``sub``,
+    ``mul``, ``div``.  The operands are the two inputs, or the input and a parameter
+    (a constant such as a bias or a scale) viewed with the N x C x H x W shape
+    ``constShape``; with ``reverse`` the parameter is the left operand (``c - x``, ``c / x``).
+    Derivatives, each summed over the dimensions along which its operand was broadcast::
+
+        add: dzda = dzdy,       dzdb = dzdy
+        sub: dzda = dzdy,       dzdb = -dzdy
+        mul: dzda = dzdy .* b,  dzdb = dzdy .* a
+        div: dzda = dzdy ./ b,  dzdb = -dzdy .* a ./ b.^2
+    """
+
+    type_name = "dagnn.BinaryOp"
+    PROPERTIES = {"op": "add", "constShape": [], "reverse": False}
+
+    def _set_op(self, value):
+        if not isinstance(value, str) or value.lower() not in _BINARY_OPS:
+            raise ValueError(f"op: expected one of {', '.join(_BINARY_OPS)}; got {value!r}")
+        return value.lower()
+
+    def _operands(self, inputs, params):
+        if params:
+            c = _like(_param4(params[0], _shape4(self.constShape, "constShape"), "constant"),
+                      inputs[0])
+            a, b = (c, inputs[0]) if self.reverse else (inputs[0], c)
+        elif len(inputs) != 2:
+            raise ValueError(f"inputs: expected 2 operands (or 1 and a parameter), got "
+                             f"{len(inputs)}")
+        else:
+            a, b = inputs[0], inputs[1]
+        try:
+            torch.broadcast_shapes(a.shape, b.shape)
+        except RuntimeError:
+            raise ValueError(f"operands: shapes {tuple(a.shape)} and {tuple(b.shape)} do not "
+                             f"broadcast") from None
+        return a, b
+
+    def forward(self, inputs, params):
+        a, b = self._operands(inputs, params)
+        if self.op == "add":
+            return [a + b]
+        if self.op == "sub":
+            return [a - b]
+        if self.op == "mul":
+            return [a * b]
+        return [a / b]
+
+    def backward(self, inputs, params, der_outputs, outputs=None):
+        a, b = self._operands(inputs, params)
+        dy = der_outputs[0]
+        if self.op == "add":
+            da, db = dy, dy
+        elif self.op == "sub":
+            da, db = dy, -dy
+        elif self.op == "mul":
+            da, db = dy * b, dy * a
+        else:
+            da = dy / b
+            db = -dy * a / (b * b)
+        da, db = da.sum_to_size(a.shape), db.sum_to_size(b.shape)
+        if not params:
+            return [da, db], []
+        dx, dc = (db, da) if self.reverse else (da, db)
+        return [dx], [dc.reshape(params[0].shape)]
+
+    def get_output_sizes(self, input_sizes):
+        sizes = _sizes(input_sizes)
+        if len(sizes) >= 2:
+            return [_broadcast_sizes(sizes[0], sizes[1])]
+        shape = _shape4(self.constShape, "constShape")
+        return [_broadcast_sizes(sizes[0], shape) if shape is not None else sizes[0]]
+
+    def get_receptive_fields(self):
+        return [[_identity_rf()] for _ in range(self._num_inputs(1))]
+
+
+@register_layer
+class Reshape(Layer):
+    """Reshape each item of the batch: the ``N x C x H x W`` input becomes
+    ``N x shape(1) x shape(2) x shape(3)`` in row-major (C) order, as ``torch.reshape`` and
+    ONNX's ``Reshape`` do.  One entry of ``shape`` may be -1 (inferred): ``[-1, 1, 1]``
+    flattens to ``N x CHW x 1 x 1``.  The derivative is reshaped back."""
+
+    type_name = "dagnn.Reshape"
+    PROPERTIES = {"shape": [-1, 1, 1]}
+
+    def _set_shape(self, value):
+        v = _numbers(value, "shape")
+        if len(v) != 3 or any(not isinstance(a, int) or (a < 1 and a != -1) for a in v) \
+                or v.count(-1) > 1:
+            raise ValueError(f"shape: expected 3 positive integers [C, H, W] (one may be -1), "
+                             f"got {value!r}")
+        return v
+
+    def _target(self, size) -> List[Any]:
+        shape = list(self.shape)
+        total = _prod(size[1:])
+        if -1 in shape:
+            known = _prod([a for a in shape if a != -1])
+            shape[shape.index(-1)] = NAN if _isnan(total) else _num(total / known)
+        elif not _isnan(total) and _prod(shape) != total:
+            raise ValueError(f"shape: cannot reshape {tuple(size[1:])} ({total} values per "
+                             f"item) to {tuple(shape)}")
+        return shape
+
+    def forward(self, inputs, params):
+        x = inputs[0]
+        shape = self._target(tuple(x.shape))
+        if any(isinstance(a, float) for a in shape):
+            raise ValueError(f"shape: cannot reshape {tuple(x.shape[1:])} to {self.shape}")
+        return [x.reshape(x.shape[0], *shape)]
+
+    def backward(self, inputs, params, der_outputs, outputs=None):
+        return [der_outputs[0].reshape(inputs[0].shape)], []
+
+    def get_output_sizes(self, input_sizes):
+        x = _sizes(input_sizes)[0]
+        return [(x[0], *self._target(x))]
+
+
+@register_layer
+class Permute(Layer):
+    """Permute the dimensions of the ``N x C x H x W`` input: ``y = x.permute(perm)``, with
+    ``perm`` 0-based axes of N x C x H x W (``[0, 2, 3, 1]`` gives N x H x W x C).  The
+    derivative is permuted back."""
+
+    type_name = "dagnn.Permute"
+    PROPERTIES = {"perm": [0, 1, 2, 3]}
+
+    def _set_perm(self, value):
+        v = _numbers(value, "perm")
+        if sorted(v) != [0, 1, 2, 3]:
+            raise ValueError(f"perm: expected a permutation of [0, 1, 2, 3], got {value!r}")
+        return v
+
+    def forward(self, inputs, params):
+        return [inputs[0].permute(*self.perm).contiguous()]
+
+    def backward(self, inputs, params, der_outputs, outputs=None):
+        inverse = [self.perm.index(k) for k in range(4)]
+        return [der_outputs[0].permute(*inverse).contiguous()], []
+
+    def get_output_sizes(self, input_sizes):
+        x = _sizes(input_sizes)[0]
+        return [tuple(x[k] for k in self.perm)]
+
+
+@register_layer
+class Pad(Layer):
+    """Constant padding of the spatial borders: ``pad = [top, bottom, left, right]`` rows
+    and columns of ``value`` are added; a negative entry removes rows or columns instead
+    (a crop, as ONNX's ``Pad`` and ``Slice`` express it).  The derivative crops the added
+    borders away and puts zeros where rows or columns were removed."""
+
+    type_name = "dagnn.Pad"
+    PROPERTIES = {"pad": [0, 0, 0, 0], "value": 0.0}
+
+    def _set_pad(self, value):
+        v = _numbers(value, "pad")
+        if len(v) == 1:
+            v = v * 4
+        elif len(v) == 2:
+            v = [v[0], v[0], v[1], v[1]]
+        if len(v) != 4 or any(not isinstance(a, int) for a in v):
+            raise ValueError(f"pad: expected 1, 2 or 4 integers [top bottom left right], "
+                             f"got {value!r}")
+        return v
+
+    def _torch_pad(self, sign: int = 1) -> Tuple[int, int, int, int]:
+        t, b, l, r = (sign * int(p) for p in self.pad)
+        return (l, r, t, b)
+
+    def forward(self, inputs, params):
+        x = inputs[0]
+        t, b, l, r = self.pad
+        if x.shape[2] + t + b < 1 or x.shape[3] + l + r < 1:
+            raise ValueError(f"pad: {self.pad} leaves nothing of an input of shape "
+                             f"{tuple(x.shape)}")
+        return [torch.nn.functional.pad(x, self._torch_pad(), value=float(self.value))]
+
+    def backward(self, inputs, params, der_outputs, outputs=None):
+        return [torch.nn.functional.pad(der_outputs[0], self._torch_pad(-1))], []
+
+    def get_output_sizes(self, input_sizes):
+        n, c, h, w = _sizes(input_sizes)[0]
+        t, b, l, r = self.pad
+        return [(n, c, NAN if _isnan(h) else h + t + b, NAN if _isnan(w) else w + l + r)]
+
+    def get_receptive_fields(self):
+        t, b, l, r = self.pad
+        return [[(G.RF(1, 1, 1 - t), G.RF(1, 1, 1 - l))]]
+
+
+@register_layer
+class Clip(ElementWise):
+    """``y = min(max(x, min), max)`` (ReLU6 is ``min = 0, max = 6``).  The derivative is
+    ``dzdy`` where ``min <= x <= max`` and 0 elsewhere (PyTorch's ``clamp`` convention)."""
+
+    type_name = "dagnn.Clip"
+    PROPERTIES = {"min": -math.inf, "max": math.inf}
+
+    def _bounds(self):
+        lo, hi = (float(_numbers(v, k)[0]) for k, v in (("min", self.min), ("max", self.max)))
+        return lo, hi
+
+    def forward(self, inputs, params):
+        lo, hi = self._bounds()
+        return [inputs[0].clamp(min=lo, max=hi)]
+
+    def backward(self, inputs, params, der_outputs, outputs=None):
+        lo, hi = self._bounds()
+        x = inputs[0]
+        inside = (x >= lo) & (x <= hi)
+        return [der_outputs[0] * inside.to(x.dtype)], []
+
+
+@register_layer
+class HardSigmoid(ElementWise):
+    """``y = max(0, min(1, alpha x + beta))``; the derivative is ``alpha dzdy`` where
+    ``0 < alpha x + beta < 1`` and 0 elsewhere."""
+
+    type_name = "dagnn.HardSigmoid"
+    PROPERTIES = {"alpha": 0.2, "beta": 0.5}
+
+    def forward(self, inputs, params):
+        return [(inputs[0] * float(self.alpha) + float(self.beta)).clamp(0, 1)]
+
+    def backward(self, inputs, params, der_outputs, outputs=None):
+        z = inputs[0] * float(self.alpha) + float(self.beta)
+        inside = ((z > 0) & (z < 1)).to(z.dtype)
+        return [der_outputs[0] * inside * float(self.alpha)], []

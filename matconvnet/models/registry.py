@@ -44,7 +44,7 @@ __all__ = ["PretrainedModel", "PRETRAINED", "pretrained", "download", "model_pat
            "ChecksumError", "DownloadError", "BASE_URL"]
 
 BASE_URL = "http://www.vlfeat.org/matconvnet/models/"
-_PACKAGE_FOLDER = Path(__file__).resolve().parent / "pretrained"
+_PACKAGE_FOLDER = Path(__file__).resolve().parent / "shipped"
 
 PathLike = Union[str, "os.PathLike[str]"]
 

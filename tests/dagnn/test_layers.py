@@ -486,6 +486,26 @@ def test_lrn_default_is_the_simplenn_default():
     close(L.LRN().forward([x], [])[0], mcn.vl_nnnormalize(x, [5, 1, 0.0001 / 5, 0.75]))
 
 
+def test_max_pooling_keeps_switches_only_for_a_backward_pass():
+    x = nm.distinct(2, 3, 7, 6)
+    layer = L.Pooling(poolSize=[3, 2], stride=[2, 1], pad=[1, 0, 1, 1])
+    net = stub_net(layer)
+    layer.forward([x], [])
+    assert layer.switches is None
+    net.computing_derivatives = True
+    y = layer.forward([x], [])[0]
+    assert layer.switches[0] is x and layer.switches[1].shape == y.shape
+    dzdy = nm.randn(*y.shape)
+    (dx,), _ = layer.backward([x], [], [dzdy])
+    assert layer.switches is None
+    kw = dict(pad=[1, 0, 1, 1], stride=[2, 1])
+    close(dx, mcn.vl_nnpool(x, [3, 2], dzdy, **kw))
+    layer.forward([x], [])
+    other = x.clone()     # switches belong to the input they came from
+    (dx2,), _ = layer.backward([other], [], [dzdy])
+    close(dx2, dx)
+
+
 def test_dropout_normal_mode_keeps_the_mask():
     x = nm.randn(2, 3, 4, 4)
     layer = L.DropOut(rate=0.5)
