@@ -754,18 +754,24 @@ class _Importer:
                              f"{kernel}, {strides}, {dilations}")
         return kernel, strides, dilations
 
-    def _op_Conv(self, ins, attrs):
+    def _filter_inputs(self, ins, attrs, bank):
+        """X, W, B and the window attributes of Conv / ConvTranspose (``bank`` describes
+        W's expected layout)."""
         x = self.b.nchw(self._sym(self._arg(ins, 0, "X"), "X"), "X", self.hint)
         f = self._const(self._arg(ins, 1, "W"), "W")
         if f.ndim != 4:
-            raise ValueError(f"W: expected a 4-D M x C/group x kH x kW filter bank (2-D "
-                             f"convolution), got shape {f.shape}")
+            raise ValueError(f"W: expected a 4-D {bank} filter bank (2-D convolution), got "
+                             f"shape {f.shape}")
         b = self._arg(ins, 2, "B", optional=True)
         b = None if b is None else self._const(b, "B")
         kernel, strides, dilations = self._window(attrs, list(f.shape[2:]))
         if list(f.shape[2:]) != kernel:
             raise ValueError(f"kernel_shape: {kernel} differs from W's {list(f.shape[2:])}")
-        group = int(attrs.get("group", 1))
+        return x, f, b, kernel, strides, dilations, int(attrs.get("group", 1))
+
+    def _op_Conv(self, ins, attrs):
+        x, f, b, kernel, strides, dilations, group = self._filter_inputs(
+            ins, attrs, "M x C/group x kH x kW")
         if group < 1 or x.size[1] != f.shape[1] * group:
             raise ValueError(f"group: {group} groups of {f.shape[1]} channels do not match "
                              f"the {x.size[1]} input channels")
@@ -773,17 +779,8 @@ class _Importer:
         return [self.b.conv(x, f, b, pad, strides, dilations, self.hint, self.out)]
 
     def _op_ConvTranspose(self, ins, attrs):
-        x = self.b.nchw(self._sym(self._arg(ins, 0, "X"), "X"), "X", self.hint)
-        f = self._const(self._arg(ins, 1, "W"), "W")
-        if f.ndim != 4:
-            raise ValueError(f"W: expected a 4-D C x M/group x kH x kW filter bank, got "
-                             f"shape {f.shape}")
-        b = self._arg(ins, 2, "B", optional=True)
-        b = None if b is None else self._const(b, "B")
-        kernel, strides, dilations = self._window(attrs, list(f.shape[2:]))
-        if list(f.shape[2:]) != kernel:
-            raise ValueError(f"kernel_shape: {kernel} differs from W's {list(f.shape[2:])}")
-        group = int(attrs.get("group", 1))
+        x, f, b, kernel, strides, dilations, group = self._filter_inputs(
+            ins, attrs, "C x M/group x kH x kW")
         if group < 1 or x.size[1] % group:
             raise ValueError(f"group: {group} does not divide the {x.size[1]} input channels")
         extra = self._ints_attr(attrs, "output_padding", [0, 0], count=2)
