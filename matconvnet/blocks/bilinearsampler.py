@@ -1,27 +1,7 @@
-r"""vl_nnbilinearsampler: sample x at the points of a grid with bilinear interpolation.
+"""vl_nnbilinearsampler: sample x at the points of a grid with bilinear interpolation.
 
-Formula (manual 4.10): the grid gives, for each output pixel ``(i, j)`` of grid ``n'``, a
-point in MatConvNet's normalised coordinates, -1 and +1 being the centres of the first and
-last pixels; channel 0 is the vertical coordinate, channel 1 the horizontal one::
-
-    u = (grid[n', 0, i, j] + 1) (H - 1) / 2,   v = (grid[n', 1, i, j] + 1) (W - 1) / 2
-    y[n', c, i, j] = sum_{a, b} x[n, c, a, b] max(0, 1 - |u - a|) max(0, 1 - |v - b|)
-
-(0-based pixel coordinates; neighbours outside the image contribute zero).  As in the
-original, a point above or left of the first pixel centre (``u < 0`` or ``v < 0``) gives 0
-and no derivative, while one below or right of the last centre still takes its share of
-the border pixels.  (That is the original's CPU code, which the reference numbers come
-from; its CUDA kernel keeps those samples.)  When
-``N' = k N``, grids ``n k .. n k + k - 1`` sample image ``n``.  Backward returns dzdx and
-dzdgrid (the derivative with respect to the normalised coordinates).
-
-Shapes: x N x C x H x W; grid N' x 2 x Ho x Wo (MatConvNet's 2 x Ho x Wo x N');
-y N' x C x Ho x Wo.
-
-Call forms::
-
-    y = vl_nnbilinearsampler(x, grid)
-    dzdx, dzdgrid = vl_nnbilinearsampler(x, grid, dzdy)
+The formula, shapes, call forms, options and an example are in the docstring of
+:func:`vl_nnbilinearsampler` (rendered as ``docs/blocks/vl_nnbilinearsampler.md``).
 """
 from __future__ import annotations
 
@@ -38,6 +18,52 @@ __all__ = ["vl_nnbilinearsampler"]
 
 def vl_nnbilinearsampler(x: T.Array, grid: T.Array, dzdy: Optional[T.Array] = None, *,
                          cudnn: bool = True):
+    r"""vl_nnbilinearsampler: sample x at the points of a grid with bilinear interpolation.
+
+    Formula (manual 4.5 and 6.5): the grid gives, for each output pixel ``(i, j)`` of grid
+    ``n'``, a point in MatConvNet's normalised coordinates, -1 and +1 being the centres of the
+    first and last pixels; channel 0 is the vertical coordinate, channel 1 the horizontal one::
+
+        u = (grid[n', 0, i, j] + 1) (H - 1) / 2,   v = (grid[n', 1, i, j] + 1) (W - 1) / 2
+        y[n', c, i, j] = sum_{a, b} x[n, c, a, b] max(0, 1 - |u - a|) max(0, 1 - |v - b|)
+
+    (0-based pixel coordinates; neighbours outside the image contribute zero).  As in the
+    original, a point above or left of the first pixel centre (``u < 0`` or ``v < 0``) gives 0
+    and no derivative, while one below or right of the last centre still takes its share of
+    the border pixels.  (That is the original's CPU code, which the reference numbers come
+    from; its CUDA kernel keeps those samples.)  When ``N' = k N``, grids
+    ``n k .. n k + k - 1`` sample image ``n``.  Backward returns dzdx and dzdgrid (the
+    derivative with respect to the normalised coordinates).
+
+    Shapes::
+
+        x       N x C x H x W
+        grid    N' x 2 x Ho x Wo     (MatConvNet's 2 x Ho x Wo x N'), N' a multiple of N
+        y       N' x C x Ho x Wo
+        dzdx, dzdgrid   the shapes of x and grid
+
+    Call forms::
+
+        y = vl_nnbilinearsampler(x, grid)
+        dzdx, dzdgrid = vl_nnbilinearsampler(x, grid, dzdy)
+
+    Options:
+
+    * ``cudnn``: as in vl_nnconv.
+
+    Example::
+
+        import torch
+        from matconvnet import vl_nnbilinearsampler
+
+        x = torch.randn(1, 3, 5, 7)
+        ys, xs = torch.meshgrid(torch.linspace(-1, 1, 5), torch.linspace(-1, 1, 7), indexing="ij")
+        grid = torch.stack([ys, xs]).unsqueeze(0)    # the identity grid, 1 x 2 x 5 x 7
+        y = vl_nnbilinearsampler(x, grid)
+        assert torch.allclose(y, x, atol=1e-5)
+        dzdx, dzdgrid = vl_nnbilinearsampler(x, grid, torch.ones_like(y))
+        assert dzdgrid.shape == grid.shape
+    """
     call = T.Call(x)
     x = call.x
     n, c, h, w = T.shape4(x, "x")

@@ -1,32 +1,7 @@
-r"""vl_nnbnorm: batch normalisation.
+"""vl_nnbnorm: batch normalisation.
 
-Formula (manual 4.5 and 6.5), per channel ``k`` over the ``m = H W N`` values of the batch::
-
-    mu_k = mean x_k,   sigma_k = sqrt(var x_k + epsilon)     (biased variance)
-
-On the CPU the variance is computed as the original does, in one pass, ``mean(x^2) - mu^2``
-clamped at 0, in x's precision (FEATURES.md Q-09); on the GPU PyTorch's fused kernels are
-used (the same statistics up to rounding).  Networks trained with MatConvNet then reproduce to
-single-precision rounding (a two-pass variance differs by up to 3e-4 after a 2-sample batch
-norm); the price is the original's loss of precision in float32 when ``mu^2 >> var``
-(e.g. a mean of 1000 and unit variance): use float64 there.
-    y_k = g_k (x_k - mu_k) / sigma_k + b_k
-
-The moments are a C x 2 array ``[mu, sigma]`` (any other shape with 2C elements is read
-in MATLAB's column-major order: all mu, then all sigma) with epsilon already inside sigma, as
-MatConvNet returns and consumes them; given moments are used as they are (epsilon is not
-added again), in the forward and in the backward mode.  Derivatives::
-
-    dzdb_k = sum dzdy_k,   dzdg_k = sum dzdy_k (x_k - mu_k) / sigma_k
-    dzdx_k = g_k / sigma_k (dzdy_k - dzdb_k / m) - g_k dzdg_k / (m sigma_k^2) (x_k - mu_k)
-
-Shapes: x N x C x H x W; g, b any shape with C elements (dzdg, dzdb keep those shapes).
-
-Call forms::
-
-    y = vl_nnbnorm(x, g, b, moments=None, epsilon=1e-4)
-    y, moments = vl_nnbnorm(x, g, b, return_moments=True)
-    dzdx, dzdg, dzdb, moments = vl_nnbnorm(x, g, b, dzdy, moments=None, epsilon=1e-4)
+The formula, shapes, call forms, options and an example are in the docstring of
+:func:`vl_nnbnorm` (rendered as ``docs/blocks/vl_nnbnorm.md``).
 """
 from __future__ import annotations
 
@@ -42,6 +17,64 @@ __all__ = ["vl_nnbnorm"]
 def vl_nnbnorm(x: T.Array, g: T.Array, b: T.Array, dzdy: Optional[T.Array] = None, *,
                moments: Optional[T.Array] = None, epsilon: float = 1e-4,
                return_moments: bool = False, cudnn: bool = True):
+    r"""vl_nnbnorm: batch normalisation.
+
+    Formula (manual 4.6.2 and 6.6.2), per channel ``k`` over the ``m = H W N`` values of the
+    batch::
+
+        mu_k = mean x_k,   sigma_k = sqrt(var x_k + epsilon)     (biased variance)
+        y_k = g_k (x_k - mu_k) / sigma_k + b_k
+
+    On the CPU the variance is computed as the original does, in one pass, ``mean(x^2) - mu^2``
+    clamped at 0, in x's precision (FEATURES.md Q-09); on the GPU PyTorch's fused kernels are
+    used (the same statistics up to rounding).  Networks trained with MatConvNet then reproduce to
+    single-precision rounding (a two-pass variance differs by up to 3e-4 after a 2-sample batch
+    norm); the price is the original's loss of precision in float32 when ``mu^2 >> var``
+    (e.g. a mean of 1000 and unit variance): use float64 there.
+
+    The moments are a C x 2 array ``[mu, sigma]`` (any other shape with 2C elements is read
+    in MATLAB's column-major order: all mu, then all sigma) with epsilon already inside sigma, as
+    MatConvNet returns and consumes them; given moments are used as they are (epsilon is not
+    added again), in the forward and in the backward mode.  Derivatives::
+
+        dzdb_k = sum dzdy_k,   dzdg_k = sum dzdy_k (x_k - mu_k) / sigma_k
+        dzdx_k = g_k / sigma_k (dzdy_k - dzdb_k / m) - g_k dzdg_k / (m sigma_k^2) (x_k - mu_k)
+
+    Shapes::
+
+        x, y, dzdy, dzdx   N x C x H x W
+        g, b               any shape with C elements (dzdg, dzdb keep those shapes)
+        moments            C x 2: [mu, sigma]
+
+    Call forms::
+
+        y = vl_nnbnorm(x, g, b, moments=None, epsilon=1e-4)
+        y, moments = vl_nnbnorm(x, g, b, return_moments=True)
+        dzdx, dzdg, dzdb, moments = vl_nnbnorm(x, g, b, dzdy, moments=None, epsilon=1e-4)
+
+    Options:
+
+    * ``epsilon``: 1e-4; added to the variance (the wrappers' default is 1e-5).
+    * ``moments``: None; given ``[mu, sigma]`` to use instead of the batch statistics (test
+      mode).
+    * ``return_moments``: False; forward mode: also return the moments used.
+    * ``cudnn``: as in vl_nnconv.
+
+    Example::
+
+        import torch
+        from matconvnet import vl_nnbnorm
+
+        x = 3 + 2 * torch.randn(8, 4, 5, 5, dtype=torch.float64)
+        g, b = torch.ones(4, dtype=torch.float64), torch.zeros(4, dtype=torch.float64)
+        y, moments = vl_nnbnorm(x, g, b, return_moments=True)
+        assert moments.shape == (4, 2)               # [mu, sigma] per channel
+        assert y.mean(dim=(0, 2, 3)).abs().max() < 1e-9
+        y_test = vl_nnbnorm(x, g, b, moments=moments)  # test mode: the stored moments
+        assert torch.allclose(y, y_test)
+        dzdx, dzdg, dzdb, _ = vl_nnbnorm(x, g, b, torch.ones_like(x))
+        assert torch.allclose(dzdb, torch.full((4,), 200.0, dtype=torch.float64))
+    """
     call = T.Call(x)
     x = call.x
     n, c, h, w = T.shape4(x, "x")

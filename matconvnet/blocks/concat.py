@@ -1,15 +1,7 @@
-r"""vl_nnconcat: concatenate tensors along one dimension.
+"""vl_nnconcat: concatenate tensors along one dimension.
 
-``dim`` is an axis of the N x C x H x W arrays (default 1, the channels; MatConvNet's
-``DIM`` = 1, 2, 3, 4 of H x W x C x N is 2, 3, 1, 0 here).  The inputs must agree in every
-other dimension.  The backward mode slices ``dzdy`` back into pieces shaped like the
-inputs; it needs only their sizes, which may be given as ``input_sizes``.
-
-Call forms::
-
-    y = vl_nnconcat([x1, x2, ...], dim=1)
-    dzdx1, dzdx2, ... = vl_nnconcat([x1, x2, ...], dim, dzdy)            # a list
-    dzdxs = vl_nnconcat([], dim, dzdy, input_sizes=[s1, s2, ...])
+The formula, shapes, call forms, options and an example are in the docstring of
+:func:`vl_nnconcat` (rendered as ``docs/blocks/vl_nnconcat.md``).
 """
 from __future__ import annotations
 
@@ -24,6 +16,43 @@ __all__ = ["vl_nnconcat"]
 
 def vl_nnconcat(xs: Sequence[T.Array], dim: int = 1, dzdy: Optional[T.Array] = None, *,
                 input_sizes: Optional[Sequence[Sequence[int]]] = None):
+    r"""vl_nnconcat: concatenate tensors along one dimension.
+
+    Formula: ``y`` is the inputs placed one after another along axis ``dim``; the backward mode
+    slices ``dzdy`` back into pieces shaped like the inputs.  It needs only their sizes, which
+    may be given as ``input_sizes`` instead of the inputs.
+
+    Shapes::
+
+        xs[i]   N x C_i x H x W   (with dim = 1: the inputs agree in every other dimension)
+        y       N x (C_1 + C_2 + ...) x H x W
+        dzdxs   a list: one array shaped like each input
+
+    Call forms::
+
+        y = vl_nnconcat([x1, x2, ...], dim=1)
+        dzdx1, dzdx2, ... = vl_nnconcat([x1, x2, ...], dim, dzdy)            # a list
+        dzdxs = vl_nnconcat([], dim, dzdy, input_sizes=[s1, s2, ...])
+
+    Options:
+
+    * ``dim`` (positional): 1; an axis of the N x C x H x W arrays (default the channels;
+      MatConvNet's ``DIM`` = 1, 2, 3, 4 of H x W x C x N is 2, 3, 1, 0 here).
+    * ``input_sizes``: None; the inputs' shapes, for the backward mode without the inputs.
+
+    Example::
+
+        import torch
+        from matconvnet import vl_nnconcat
+
+        a, b = torch.randn(2, 3, 4, 4), torch.randn(2, 5, 4, 4)
+        y = vl_nnconcat([a, b])
+        assert y.shape == (2, 8, 4, 4)
+        da, db = vl_nnconcat([a, b], 1, y)
+        assert torch.equal(da, a) and torch.equal(db, b)
+        da, db = vl_nnconcat([], 1, y, input_sizes=[a.shape, b.shape])
+        assert db.shape == b.shape
+    """
     xs = list(xs) if xs is not None else []
     if dzdy is None:
         if not xs:

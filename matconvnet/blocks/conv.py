@@ -1,35 +1,7 @@
-r"""vl_nnconv: convolution (cross-correlation) with a filter bank, grouped, dilated, strided.
+"""vl_nnconv: convolution (cross-correlation) with a filter bank, grouped, dilated, strided.
 
-Formula (manual 4.1 and 6.1), for one image, output channel ``k`` and location ``(i, j)``::
-
-    y[k, i, j] = b[k] + sum_{i', j', d} f[k, d, i', j'] * xp[(g-1) C' + d,
-                                                             S_y i + D_y i' - P_t,
-                                                             S_x j + D_x j' - P_l]
-
-with 0-based indices, zero padding ``xp``, ``C' = C / g`` the filter depth and ``g`` the
-group of filter ``k``.  No filter flip.  The number of groups is inferred as
-``G = C / C'``; the ``K`` filters are split into ``G`` equal groups.
-
-Shapes (MatConvNet's ``H x W x C x N`` becomes ``N x C x H x W``; filters
-``FH x FW x C' x K`` become ``K x C' x FH x FW``, i.e. ``permute(3, 2, 0, 1)`` for both)::
-
-    x    N x C x H x W
-    f    K x C/G x FH x FW        (None or empty: the identity filter bank, K = C)
-    b    any shape with K elements, or None (no bias)
-    y    N x K x YH x YW,  YH = floor((H + P_t + P_b - ((FH - 1) D_y + 1)) / S_y) + 1
-
-Call forms::
-
-    y = vl_nnconv(x, f, b, pad=0, stride=1, dilate=1)
-    dzdx, dzdf, dzdb = vl_nnconv(x, f, b, dzdy, pad=0, stride=1, dilate=1)
-
-``dzdx, dzdf, dzdb`` have the shapes of ``x, f, b``; each is ``None`` when the corresponding
-input is empty/None or its ``no_der_*`` option is set.  A filter as large as its input gives
-a 1 x 1 output: this is MatConvNet's fully-connected layer.
-
-Options: ``pad`` (scalar or [top, bottom, left, right]), ``stride`` and ``dilate`` (scalar or
-[y, x]), ``no_der_data``, ``no_der_filters``, ``no_der_biases``, ``cudnn`` (False = MatConvNet's
-``NoCudnn``: use PyTorch's native CUDA kernels).
+The formula, shapes, call forms, options and an example are in the docstring of
+:func:`vl_nnconv` (rendered as ``docs/blocks/vl_nnconv.md``).
 """
 from __future__ import annotations
 
@@ -48,6 +20,58 @@ def vl_nnconv(x: T.Array, f: Optional[T.Array], b: Optional[T.Array] = None,
               dzdy: Optional[T.Array] = None, *, pad=0, stride=1, dilate=1,
               no_der_data: bool = False, no_der_filters: bool = False,
               no_der_biases: bool = False, cudnn: bool = True):
+    r"""vl_nnconv: convolution (cross-correlation) with a filter bank, grouped, dilated, strided.
+
+    Formula (manual 4.1 and 6.1), for one image, output channel ``k`` and location ``(i, j)``::
+
+        y[k, i, j] = b[k] + sum_{i', j', d} f[k, d, i', j'] * xp[(g-1) C' + d,
+                                                                 S_y i + D_y i' - P_t,
+                                                                 S_x j + D_x j' - P_l]
+
+    with 0-based indices, zero padding ``xp``, ``C' = C / G`` the filter depth and ``g`` the
+    group of filter ``k``.  No filter flip.  The number of groups is inferred as
+    ``G = C / C'``; the ``K`` filters are split into ``G`` equal groups.  A filter as large as
+    its (padded) input gives a 1 x 1 output: this is MatConvNet's fully-connected layer.
+
+    Shapes (MatConvNet's ``H x W x C x N`` becomes ``N x C x H x W``; filters
+    ``FH x FW x C' x K`` become ``K x C' x FH x FW``, i.e. ``permute(3, 2, 0, 1)`` for both)::
+
+        x    N x C x H x W
+        f    K x C/G x FH x FW        (None or empty: the identity filter bank, K = C)
+        b    any shape with K elements, or None (no bias)
+        y    N x K x YH x YW,  YH = floor((H + P_t + P_b - ((FH - 1) D_y + 1)) / S_y) + 1
+                               YW = floor((W + P_l + P_r - ((FW - 1) D_x + 1)) / S_x) + 1
+
+    ``dzdx, dzdf, dzdb`` have the shapes of ``x, f, b``; each is ``None`` when the corresponding
+    input is empty/None or its ``no_der_*`` option is set.
+
+    Call forms::
+
+        y = vl_nnconv(x, f, b, pad=0, stride=1, dilate=1)
+        dzdx, dzdf, dzdb = vl_nnconv(x, f, b, dzdy, pad=0, stride=1, dilate=1)
+
+    Options:
+
+    * ``pad``: 0; a scalar or ``[top, bottom, left, right]`` (zero padding).
+    * ``stride``: 1; a scalar or ``[y, x]``.
+    * ``dilate``: 1; a scalar or ``[y, x]``: ``D - 1`` zeros between the filter taps.
+    * ``no_der_data``, ``no_der_filters``, ``no_der_biases``: False; backward mode only: skip
+      that derivative (it is returned as ``None``).
+    * ``cudnn``: True; False is MatConvNet's ``NoCudnn``: use PyTorch's native CUDA kernels.
+
+    Example::
+
+        import torch
+        from matconvnet import vl_nnconv
+
+        x = torch.randn(2, 3, 9, 9)                  # N x C x H x W
+        f = torch.randn(16, 3, 3, 3)                 # K x C x FH x FW
+        b = torch.zeros(16)
+        y = vl_nnconv(x, f, b, pad=1, stride=2)
+        assert y.shape == (2, 16, 5, 5)
+        dzdx, dzdf, dzdb = vl_nnconv(x, f, b, torch.ones_like(y), pad=1, stride=2)
+        assert dzdf.shape == f.shape and dzdb.shape == b.shape
+    """
     call = T.Call(x)
     x = call.x
     n, c, h, w = T.shape4(x, "x")

@@ -1,28 +1,7 @@
-r"""vl_nnconvt: convolution transpose ("deconvolution"), the adjoint of vl_nnconv.
+"""vl_nnconvt: convolution transpose ("deconvolution"), the adjoint of vl_nnconv.
 
-Definition (manual 4.2 and 6.2): ``vec(y) = M^T vec(x)`` where ``M`` is the matrix of the
-convolution by ``f`` with stride ``upsample`` and padding ``crop``.  Equivalently each input
-pixel scatters a copy of the filter, scaled by its value, into the output at a stride of
-``U``; the result is then cropped by ``[C_t, C_b, C_l, C_r]``, and the bias is added::
-
-    y[(g-1) K + k, :, :] = b[(g-1) K + k]
-        + crop( sum_{d in group g} upsample_U(x[d]) (*) f[d, k] )
-
-Shapes (MatConvNet's filters ``FH x FW x K x D`` become ``D x K x FH x FW``, PyTorch's
-``conv_transpose2d`` convention, i.e. ``permute(3, 2, 0, 1)`` like every other array)::
-
-    x    N x D x H x W
-    f    D x K x FH x FW          (D divisible by num_groups = g)
-    b    K g elements, or None
-    y    N x (K g) x YH x YW,  YH = U_y (H - 1) + FH - C_t - C_b
-
-Call forms::
-
-    y = vl_nnconvt(x, f, b, upsample=1, crop=0, num_groups=1)
-    dzdx, dzdf, dzdb = vl_nnconvt(x, f, b, dzdy, upsample=1, crop=0, num_groups=1)
-
-Options: ``upsample`` (scalar or [y, x]), ``crop`` (scalar or [top, bottom, left, right]),
-``num_groups``, ``no_der_data``, ``no_der_filters``, ``no_der_biases``, ``cudnn``.
+The formula, shapes, call forms, options and an example are in the docstring of
+:func:`vl_nnconvt` (rendered as ``docs/blocks/vl_nnconvt.md``).
 """
 from __future__ import annotations
 
@@ -41,6 +20,51 @@ def vl_nnconvt(x: T.Array, f: T.Array, b: Optional[T.Array] = None,
                dzdy: Optional[T.Array] = None, *, upsample=1, crop=0, num_groups=1,
                no_der_data: bool = False, no_der_filters: bool = False,
                no_der_biases: bool = False, cudnn: bool = True):
+    r"""vl_nnconvt: convolution transpose ("deconvolution"), the adjoint of vl_nnconv.
+
+    Formula (manual 4.2 and 6.2): ``vec(y) = M^T vec(x)`` where ``M`` is the matrix of the
+    convolution by ``f`` with stride ``upsample`` and padding ``crop``.  Equivalently each input
+    pixel scatters a copy of the filter, scaled by its value, into the output at a stride of
+    ``U``; the result is then cropped by ``[C_t, C_b, C_l, C_r]``, and the bias is added::
+
+        y[(g-1) K + k, :, :] = b[(g-1) K + k]
+            + crop( sum_{d in group g} upsample_U(x[d]) (*) f[d, k] )
+
+    Shapes (MatConvNet's filters ``FH x FW x K x D`` become ``D x K x FH x FW``, PyTorch's
+    ``conv_transpose2d`` convention, i.e. ``permute(3, 2, 0, 1)`` like every other array)::
+
+        x    N x D x H x W
+        f    D x K x FH x FW          (D divisible by num_groups = g)
+        b    K g elements, or None
+        y    N x (K g) x YH x YW,  YH = U_y (H - 1) + FH - C_t - C_b
+                                   YW = U_x (W - 1) + FW - C_l - C_r
+
+    ``dzdx, dzdf, dzdb`` have the shapes of ``x, f, b``.
+
+    Call forms::
+
+        y = vl_nnconvt(x, f, b, upsample=1, crop=0, num_groups=1)
+        dzdx, dzdf, dzdb = vl_nnconvt(x, f, b, dzdy, upsample=1, crop=0, num_groups=1)
+
+    Options:
+
+    * ``upsample``: 1; a scalar or ``[y, x]`` (the stride of the convolution it transposes).
+    * ``crop``: 0; a scalar or ``[top, bottom, left, right]`` (its padding).
+    * ``num_groups``: 1; the ``D`` input channels are split into this many groups.
+    * ``no_der_data``, ``no_der_filters``, ``no_der_biases``, ``cudnn``: as in vl_nnconv.
+
+    Example::
+
+        import torch
+        from matconvnet import vl_nnconvt
+
+        x = torch.randn(1, 8, 4, 4)                  # N x D x H x W
+        f = torch.randn(8, 3, 4, 4)                  # D x K x FH x FW
+        y = vl_nnconvt(x, f, None, upsample=2, crop=1)
+        assert y.shape == (1, 3, 8, 8)               # 2 (4 - 1) + 4 - 1 - 1 = 8
+        dzdx, dzdf, dzdb = vl_nnconvt(x, f, None, torch.ones_like(y), upsample=2, crop=1)
+        assert dzdx.shape == x.shape and dzdb is None
+    """
     call = T.Call(x)
     x = call.x
     n, d, h, w = T.shape4(x, "x")

@@ -1,17 +1,7 @@
-r"""vl_nncrop: crop the spatial borders of a tensor.
+"""vl_nncrop: crop the spatial borders of a tensor.
 
-Formula (``[T, B, L, R]`` = crop)::
-
-    y = x[:, :, T : H - B, L : W - R]
-    dzdx = dzdy zero-padded back to H x W
-
-Call forms::
-
-    y = vl_nncrop(x, crop)
-    dzdx = vl_nncrop(x, crop, dzdy)
-    dzdx = vl_nncrop(None, crop, dzdy, input_size=(N, C, H, W))   # x not needed
-
-``crop`` is a scalar or [top, bottom, left, right].
+The formula, shapes, call forms, options and an example are in the docstring of
+:func:`vl_nncrop` (rendered as ``docs/blocks/vl_nncrop.md``).
 """
 from __future__ import annotations
 
@@ -27,6 +17,40 @@ __all__ = ["vl_nncrop"]
 
 def vl_nncrop(x: Optional[T.Array], crop, dzdy: Optional[T.Array] = None, *,
               input_size: Optional[Sequence[int]] = None):
+    r"""vl_nncrop: crop the spatial borders of a tensor.
+
+    Formula (``[T, B, L, R]`` = crop)::
+
+        y = x[:, :, T : H - B, L : W - R]
+        dzdx = dzdy zero-padded back to H x W
+
+    Shapes::
+
+        x, dzdx   N x C x H x W
+        y, dzdy   N x C x (H - T - B) x (W - L - R)
+
+    Call forms::
+
+        y = vl_nncrop(x, crop)
+        dzdx = vl_nncrop(x, crop, dzdy)
+        dzdx = vl_nncrop(None, crop, dzdy, input_size=(N, C, H, W))   # x not needed
+
+    Options:
+
+    * ``crop`` (positional): a scalar or ``[top, bottom, left, right]``.
+    * ``input_size``: None; x's shape, for the backward mode without x.
+
+    Example::
+
+        import torch
+        from matconvnet import vl_nncrop
+
+        x = torch.randn(1, 2, 6, 7)
+        y = vl_nncrop(x, [1, 2, 0, 3])
+        assert y.shape == (1, 2, 3, 4) and torch.equal(y, x[:, :, 1:4, 0:4])
+        dzdx = vl_nncrop(None, [1, 2, 0, 3], torch.ones_like(y), input_size=x.shape)
+        assert dzdx.shape == x.shape and dzdx.sum() == y.numel()
+    """
     crop = T.quad(crop, "crop")
     if x is None:
         if dzdy is None or input_size is None:

@@ -1,19 +1,7 @@
-r"""vl_nndropout: inverted dropout.
+"""vl_nndropout: inverted dropout.
 
-Formula (manual 4.9)::
-
-    mask = [u >= rate] / (1 - rate),   u ~ U(0, 1) drawn independently per element
-    y = mask * x,   dzdx = mask * dzdy
-
-No rescaling is needed at test time (do not call the block there).  ``mask`` has x's
-shape, dtype and device; pass the forward mask to the backward mode.  Random numbers come
-from torch's generator for x's device (seed with ``torch.manual_seed``).
-
-Call forms::
-
-    y, mask = vl_nndropout(x, rate=0.5)
-    y = vl_nndropout(x, mask=mask)
-    dzdx = vl_nndropout(x, dzdy, mask=mask)
+The formula, shapes, call forms, options and an example are in the docstring of
+:func:`vl_nndropout` (rendered as ``docs/blocks/vl_nndropout.md``).
 """
 from __future__ import annotations
 
@@ -28,6 +16,43 @@ __all__ = ["vl_nndropout"]
 
 def vl_nndropout(x: T.Array, dzdy: Optional[T.Array] = None, *, rate: float = 0.5,
                  mask: Optional[T.Array] = None):
+    r"""vl_nndropout: inverted dropout.
+
+    Formula::
+
+        mask = [u >= rate] / (1 - rate),   u ~ U(0, 1) drawn independently per element
+        y = mask * x,   dzdx = mask * dzdy
+
+    No rescaling is needed at test time (do not call the block there).  Random numbers come
+    from torch's generator for x's device (seed with ``torch.manual_seed``).
+
+    Shapes: any; ``y``, ``mask`` and ``dzdx`` have x's shape (``mask`` also its dtype and
+    device).
+
+    Call forms::
+
+        y, mask = vl_nndropout(x, rate=0.5)
+        y = vl_nndropout(x, mask=mask)
+        dzdx = vl_nndropout(x, dzdy, mask=mask)
+
+    Options:
+
+    * ``rate``: 0.5; the probability of zeroing an element, in [0, 1).
+    * ``mask``: None; reuse a mask (required in the backward mode: pass the forward mask).
+
+    Example::
+
+        import torch
+        from matconvnet import vl_nndropout
+
+        torch.manual_seed(0)
+        x = torch.ones(1, 4, 8, 8)
+        y, mask = vl_nndropout(x, rate=0.25)
+        assert torch.all((mask == 0) | torch.isclose(mask, torch.tensor(1 / 0.75)))
+        assert torch.equal(vl_nndropout(x, mask=mask), y)
+        dzdx = vl_nndropout(x, torch.ones_like(x), mask=mask)
+        assert torch.equal(dzdx, mask)
+    """
     call = T.Call(x)
     x = call.x
     rate = T.real(rate, "rate")

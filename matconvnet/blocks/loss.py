@@ -1,55 +1,8 @@
-r"""vl_nnloss and vl_nnsoftmaxloss: classification and attribute losses.
+"""vl_nnloss and vl_nnsoftmaxloss: classification and attribute losses.
 
-vl_nnloss (manual 4.8 and 6.8) compares predictions ``x`` (N x C x H x W) with labels ``c``
-at every location and sums the per-location losses ``t``, weighted by ``w``::
-
-    y = (1 / N if normalise else 1) * sum_{n, i, j(, k)} w * t(x, c)
-
-Categorical losses: ``c`` holds one 1-based class index per location, shaped N x 1 x H x W
-(or one per image: any shape with N elements, replicated over H x W); 0 = ignore.  With
-``x_c`` the score of the true class::
-
-    classerror   t = [argmax_k x_k != c]                         (first maximum wins)
-    topkerror    t = [c not among the top_k scores]               (stable sort)
-    log          t = -log x_c                                     (x are probabilities)
-    softmaxlog   t = log sum_k exp x_k - x_c
-    mhinge       t = max(0, 1 - x_c)
-    mshinge      t = max(0, 1 - x_c + max_{q != c} x_q)           (Crammer-Singer)
-
-Attribute (binary) losses: ``c`` in {-1, +1} shaped like ``x`` (N x C x H x W); 0 = ignore::
-
-    binaryerror  t = [sign(x - threshold) != c]
-    binarylog    t = -log(c (x - 1/2) + 1/2)                      (x are probabilities)
-    logistic     t = log(1 + exp(-c x))
-    hinge        t = max(0, 1 - c x)
-
-Weights: ``w = [c != 0]`` when some label is 0, times ``instance_weights`` (broadcast to the
-labels' shape: N x 1 x H x W or N x C x H x W; a vector of N elements is one weight per
-image).  ``normalise`` divides by N = the number of images, not by the number of labels
-used.  The error losses have zero derivative.  Derivatives (dzdy is a scalar)::
-
-    log          dzdx_c = -dzdy w / max(x_c, 1e-8)
-    softmaxlog   dzdx = dzdy w (softmax(x) - 1[k = c])
-    mhinge       dzdx_c = -dzdy w [x_c < 1]
-    mshinge      dzdx_c = -W, dzdx_q* = +W, W = dzdy w [x_c - x_q* < 1], q* = argmax_{q != c}
-    binarylog    dzdx = -dzdy w / (x + (c - 1) / 2)
-    logistic     dzdx = -dzdy w c / (1 + exp(c x))
-    hinge        dzdx = -dzdy w c [c x < 1]
-
-Call forms::
-
-    y = vl_nnloss(x, c, loss='softmaxlog', instance_weights=None, top_k=5, threshold=0,
-                  normalise=True)
-    dzdx = vl_nnloss(x, c, dzdy, ...)
-
-vl_nnsoftmaxloss (deprecated in MatConvNet, kept for old networks) is softmaxlog with
-labels ``c <= 0`` ignored and an optional second label channel of per-location weights
-(c: N elements, or N x 1 x H x W, or N x 2 x H x W); always divided by N::
-
-    y = vl_nnsoftmaxloss(x, c)
-    dzdx = vl_nnsoftmaxloss(x, c, dzdy)
-
-``y`` is a 0-d array of x's dtype.
+The formula, shapes, call forms, options and an example are in the docstring of
+:func:`vl_nnloss` and :func:`vl_nnsoftmaxloss` (rendered as ``docs/blocks/vl_nnloss.md``
+and ``docs/blocks/vl_nnsoftmaxloss.md``).
 """
 from __future__ import annotations
 
@@ -68,6 +21,84 @@ ATTRIBUTE = ("binaryerror", "binarylog", "logistic", "hinge")
 def vl_nnloss(x: T.Array, c: T.Array, dzdy=None, *, loss: str = "softmaxlog",
               instance_weights: Optional[T.Array] = None, class_weights=None,
               top_k: int = 5, threshold: float = 0.0, normalise: bool = True):
+    r"""vl_nnloss: classification and attribute losses.
+
+    Formula (manual 4.7 and 6.7): ``vl_nnloss`` compares predictions ``x`` with labels ``c`` at
+    every location and sums the per-location losses ``t``, weighted by ``w``::
+
+        y = (1 / N if normalise else 1) * sum_{n, i, j(, k)} w * t(x, c)
+
+    Categorical losses: ``c`` holds one 1-based class index per location (0 = ignore).  With
+    ``x_c`` the score of the true class::
+
+        classerror   t = [argmax_k x_k != c]                         (first maximum wins)
+        topkerror    t = [c not among the top_k scores]               (stable sort)
+        log          t = -log x_c                                     (x are probabilities)
+        softmaxlog   t = log sum_k exp x_k - x_c
+        mhinge       t = max(0, 1 - x_c)
+        mshinge      t = max(0, 1 - x_c + max_{q != c} x_q)           (Crammer-Singer)
+
+    Attribute (binary) losses: ``c`` in {-1, +1} for every element of ``x`` (0 = ignore)::
+
+        binaryerror  t = [sign(x - threshold) != c]
+        binarylog    t = -log(c (x - 1/2) + 1/2)                      (x are probabilities)
+        logistic     t = log(1 + exp(-c x))
+        hinge        t = max(0, 1 - c x)
+
+    Weights: ``w = [c != 0]`` when some label is 0, times ``instance_weights``.  ``normalise``
+    divides by N = the number of images, not by the number of labels used.  The error losses
+    have zero derivative.  Derivatives (``dzdy`` is a scalar)::
+
+        log          dzdx_c = -dzdy w / max(x_c, 1e-8)
+        softmaxlog   dzdx = dzdy w (softmax(x) - 1[k = c])
+        mhinge       dzdx_c = -dzdy w [x_c < 1]
+        mshinge      dzdx_c = -W, dzdx_q* = +W, W = dzdy w [x_c - x_q* < 1], q* = argmax_{q != c}
+        binarylog    dzdx = -dzdy w / (x + (c - 1) / 2)
+        logistic     dzdx = -dzdy w c / (1 + exp(c x))
+        hinge        dzdx = -dzdy w c [c x < 1]
+
+    Shapes::
+
+        x                  N x C x H x W
+        c (categorical)    N x 1 x H x W, or any shape with N elements (one label per image,
+                           replicated over H x W)
+        c (attribute)      N x C x H x W
+        instance_weights   broadcast to the labels' shape (N x 1 x H x W or N x C x H x W);
+                           a vector of N elements is one weight per image
+        y                  0-d array of x's dtype
+        dzdx               N x C x H x W
+
+    Call forms::
+
+        y = vl_nnloss(x, c, loss='softmaxlog', instance_weights=None, top_k=5, threshold=0,
+                      normalise=True)
+        dzdx = vl_nnloss(x, c, dzdy, loss='softmaxlog', ...)
+
+    Options:
+
+    * ``loss``: ``'softmaxlog'`` (default), ``'classerror'``, ``'topkerror'``, ``'log'``,
+      ``'mhinge'``, ``'mshinge'``, ``'binaryerror'``, ``'binarylog'``, ``'logistic'`` or
+      ``'hinge'`` (the option the original's help calls ``type``).
+    * ``instance_weights``: None; per-location (or per-image) weights ``w``.
+    * ``top_k``: 5; K of ``topkerror``.
+    * ``threshold``: 0; the threshold of ``binaryerror``.
+    * ``normalise``: True; divide the loss and its derivative by N.
+    * ``class_weights``: parsed but never applied by the original; passing it raises an error.
+
+    Example::
+
+        import torch
+        from matconvnet import vl_nnloss
+
+        x = torch.randn(4, 10, 1, 1)                 # scores of 10 classes for 4 images
+        c = torch.tensor([1, 5, 10, 2])              # 1-based labels
+        y = vl_nnloss(x, c)                          # mean softmax log-loss
+        assert torch.isclose(y, torch.nn.functional.cross_entropy(x.flatten(1), c - 1))
+        dzdx = vl_nnloss(x, c, 1.0)
+        assert dzdx.shape == x.shape
+        err = vl_nnloss(x, c, loss="classerror", normalise=False)   # number of mistakes
+        assert 0 <= err <= 4
+    """
     call = T.Call(x)
     x = call.x
     n, channels, h, w = T.shape4(x, "x")
@@ -109,6 +140,40 @@ def vl_nnloss(x: T.Array, c: T.Array, dzdy=None, *, loss: str = "softmaxlog",
 
 
 def vl_nnsoftmaxloss(x: T.Array, c: T.Array, dzdy=None):
+    r"""vl_nnsoftmaxloss: softmax log-loss (deprecated in MatConvNet, kept for old networks).
+
+    Formula (manual 4.7 and 6.7): ``vl_nnloss``'s ``softmaxlog`` with labels ``c <= 0`` ignored
+    and an optional second label channel of per-location weights ``w``; always divided by N,
+    the number of images::
+
+        y = (1 / N) sum_{n, i, j} w (log sum_k exp x_k - x_c)
+        dzdx = dzdy w (softmax(x) - 1[k = c]) / N
+
+    Shapes::
+
+        x      N x C x H x W
+        c      N elements (one 1-based label per image), or N x 1 x H x W,
+               or N x 2 x H x W (channel 0 the labels, channel 1 the weights)
+        y      0-d array of x's dtype
+        dzdx   N x C x H x W
+
+    Call forms::
+
+        y = vl_nnsoftmaxloss(x, c)
+        dzdx = vl_nnsoftmaxloss(x, c, dzdy)
+
+    Options: none (use vl_nnloss for the other losses and for instance weights).
+
+    Example::
+
+        import torch
+        from matconvnet import vl_nnloss, vl_nnsoftmaxloss
+
+        x = torch.randn(3, 5, 2, 2)
+        c = torch.randint(1, 6, (3, 1, 2, 2))        # a label at every location
+        assert torch.isclose(vl_nnsoftmaxloss(x, c), vl_nnloss(x, c))
+        assert torch.allclose(vl_nnsoftmaxloss(x, c, 1.0), vl_nnloss(x, c, 1.0))
+    """
     call = T.Call(x)
     x = call.x
     n, channels, h, w = T.shape4(x, "x")

@@ -1,23 +1,7 @@
-r"""vl_nnnormalize: local response normalisation (LRN) across channels.
+"""vl_nnnormalize: local response normalisation (LRN) across channels.
 
-Formula (manual 4.5 and 6.5.1), with ``param = [N, kappa, alpha, beta]``::
-
-    y_k = x_k (kappa + alpha sum_{t in Q(k)} x_t^2)^(-beta)
-    Q(k) = [k - floor((N - 1) / 2), k + ceil((N - 1) / 2)]  clipped to the channels
-
-Note that alpha is not divided by N (Caffe's alpha is ``N alpha``).  With N >= 2C every
-channel is in every window: ``kappa = 0, alpha = 1, beta = 1/2`` is L2 normalisation.
-Derivative, with ``L_k`` the bracket above::
-
-    dzdx_t = dzdy_t L_t^(-beta) - 2 alpha beta x_t sum_{k : t in Q(k)} dzdy_k x_k L_k^(-beta-1)
-
-This computes the exact power; the original CPU code uses a fast approximate pow()
-(about 3e-3 relative error).
-
-Call forms::
-
-    y = vl_nnnormalize(x, param)
-    dzdx = vl_nnnormalize(x, param, dzdy)
+The formula, shapes, call forms, options and an example are in the docstring of
+:func:`vl_nnnormalize` (rendered as ``docs/blocks/vl_nnnormalize.md``).
 """
 from __future__ import annotations
 
@@ -32,6 +16,45 @@ __all__ = ["vl_nnnormalize"]
 
 
 def vl_nnnormalize(x: T.Array, param, dzdy: Optional[T.Array] = None):
+    r"""vl_nnnormalize: local response normalisation (LRN) across channels.
+
+    Formula (manual 4.6.1 and 6.6.1), with ``param = [N, kappa, alpha, beta]``::
+
+        y_k = x_k (kappa + alpha sum_{t in Q(k)} x_t^2)^(-beta)
+        Q(k) = [k - floor((N - 1) / 2), k + ceil((N - 1) / 2)]  clipped to the channels
+
+    Note that alpha is not divided by N (Caffe's alpha is ``N alpha``).  With N >= 2C every
+    channel is in every window: ``kappa = 0, alpha = 1, beta = 1/2`` is L2 normalisation.
+    Derivative, with ``L_k`` the bracket above::
+
+        dzdx_t = dzdy_t L_t^(-beta) - 2 alpha beta x_t sum_{k : t in Q(k)} dzdy_k x_k L_k^(-beta-1)
+
+    This computes the exact power; the original CPU code uses a fast approximate pow()
+    (about 3e-3 relative error).
+
+    Shapes::
+
+        x, y, dzdy, dzdx   N x C x H x W
+
+    Call forms::
+
+        y = vl_nnnormalize(x, param)
+        dzdx = vl_nnnormalize(x, param, dzdy)
+
+    Options: none; ``param`` (positional) is ``[N, kappa, alpha, beta]``, exactly 4 numbers
+    with N >= 1.
+
+    Example::
+
+        import torch
+        from matconvnet import vl_nnnormalize
+
+        x = torch.randn(2, 6, 4, 4)
+        y = vl_nnnormalize(x, [12, 0, 1, 0.5])       # N >= 2C: L2 normalisation over channels
+        assert torch.allclose(y.pow(2).sum(dim=1), torch.ones(2, 4, 4), atol=1e-5)
+        dzdx = vl_nnnormalize(x, [5, 1, 2e-5, 0.75], torch.ones_like(x))
+        assert dzdx.shape == x.shape
+    """
     call = T.Call(x)
     x = call.x
     T.shape4(x, "x")

@@ -1,22 +1,7 @@
-r"""vl_nnnormalizelp: Lp normalisation over some dimensions.
+"""vl_nnnormalizelp: Lp normalisation over some dimensions.
 
-Formula, with the sums over the axes in ``dimensions``::
-
-    n = (sum |x|^p + epsilon)^(1/p),   y = x / n
-    dzdx = dzdy / n - sum(dzdy x) |x|^(p-1) sign(x) / n^(p+1)
-
-``dimensions`` are axes of the N x C x H x W array (default ``(1,)``, the channels, which is
-MatConvNet's dimension 3); ``spatial=True`` means ``(2, 3)``.  The norms have x's shape with
-the reduced axes set to 1; ``return_norms=True`` also returns them, and ``norms=`` supplies
-them instead of computing them (forward and backward).  ``p`` (alias ``exponent``) must be
-positive.  MatConvNet raises x to the power p without ``abs``, so odd p gives wrong norms
-there; here ``|x|^p`` is used, which agrees with the original for every even p.
-
-Call forms::
-
-    y = vl_nnnormalizelp(x, p=2, epsilon=1e-2, dimensions=(1,))
-    y, norms = vl_nnnormalizelp(x, return_norms=True)
-    dzdx = vl_nnnormalizelp(x, dzdy, ...)
+The formula, shapes, call forms, options and an example are in the docstring of
+:func:`vl_nnnormalizelp` (rendered as ``docs/blocks/vl_nnnormalizelp.md``).
 """
 from __future__ import annotations
 
@@ -34,6 +19,49 @@ def vl_nnnormalizelp(x: T.Array, dzdy: Optional[T.Array] = None, *, p: float = 2
                      dimensions: Sequence[int] = (1,), spatial: bool = False,
                      norms: Optional[T.Array] = None, return_norms: bool = False,
                      cudnn: bool = True):
+    r"""vl_nnnormalizelp: Lp normalisation over some dimensions.
+
+    Formula, with the sums over the axes in ``dimensions``::
+
+        n = (sum |x|^p + epsilon)^(1/p),   y = x / n
+        dzdx = dzdy / n - sum(dzdy x) |x|^(p-1) sign(x) / n^(p+1)
+
+    MatConvNet raises x to the power p without ``abs``, so odd p gives wrong norms there; here
+    ``|x|^p`` is used, which agrees with the original for every even p.
+
+    Shapes::
+
+        x, y, dzdy, dzdx   N x C x H x W (any array of up to 4 dimensions)
+        norms              x's shape with the reduced axes set to 1
+
+    Call forms::
+
+        y = vl_nnnormalizelp(x, p=2, epsilon=1e-2, dimensions=(1,))
+        y, norms = vl_nnnormalizelp(x, return_norms=True)
+        dzdx = vl_nnnormalizelp(x, dzdy, p=2, epsilon=1e-2, dimensions=(1,))
+
+    Options:
+
+    * ``p`` (alias ``exponent``): 2; must be positive.
+    * ``epsilon``: 1e-2; added to the sum before the root.
+    * ``dimensions``: ``(1,)``; axes of the N x C x H x W array to reduce over (the default,
+      the channels, is MatConvNet's dimension 3).
+    * ``spatial``: False; True means ``dimensions = (2, 3)``.
+    * ``norms``: None; given norms to use instead of computing them (forward and backward).
+    * ``return_norms``: False; forward mode: also return the norms.
+    * ``cudnn``: accepted for compatibility; no effect.
+
+    Example::
+
+        import torch
+        from matconvnet import vl_nnnormalizelp
+
+        x = torch.randn(2, 8, 3, 3, dtype=torch.float64)
+        y, norms = vl_nnnormalizelp(x, epsilon=0, return_norms=True)
+        assert norms.shape == (2, 1, 3, 3)
+        assert torch.allclose(y.pow(2).sum(dim=1), torch.ones(2, 3, 3, dtype=torch.float64))
+        assert vl_nnnormalizelp(x, torch.ones_like(x)).shape == x.shape
+    """
     call = T.Call(x)
     x = call.x
     p = T.real(p if exponent is None else exponent, "p" if exponent is None else "exponent")

@@ -1,29 +1,7 @@
-r"""vl_nnpdist: p-distance between x and x0 along the channels, at every location.
+"""vl_nnpdist: p-distance between x and x0 along the channels, at every location.
 
-Formula, with ``d = x - x0`` (x0 the same size as x, or broadcast to it, e.g. N x C x 1 x 1
-for one point per image)::
-
-    y = (sum_k |d_k|^p)^(1/p)            (no_root: sum_k |d_k|^p)
-    y <- w y  (instance_weights),  y <- sum y  (aggregate)
-
-Derivatives (``dzdy`` is N x 1 x H x W, or a scalar with ``aggregate``; it is multiplied
-by the weights first)::
-
-    p = 1:  dzdy sign(d)                       (root and no_root alike)
-    p = 2:  dzdy d / max(sum d^2, eps)^(1/2)    no_root: 2 dzdy d
-    p < 1:  dzdy (sum |d|^p)^((1-p)/p) max(|d|, eps)^(p-1) sign(d)
-            no_root: p dzdy max(|d|, eps)^(p-1) sign(d)
-    p > 1:  dzdy max(sum |d|^p, eps)^((1-p)/p) |d|^(p-1) sign(d)
-            no_root: p dzdy |d|^(p-1) sign(d)
-    dzdx0 = -dzdx, summed over the broadcast dimensions of x0
-
-(MatConvNet returns dzdx0 with x's size even for a broadcast x0; here it has x0's shape.)
-
-Call forms::
-
-    y = vl_nnpdist(x, x0, p, no_root=False, epsilon=1e-6, aggregate=False,
-                   instance_weights=None)
-    dzdx, dzdx0 = vl_nnpdist(x, x0, p, dzdy, ...)
+The formula, shapes, call forms, options and an example are in the docstring of
+:func:`vl_nnpdist` (rendered as ``docs/blocks/vl_nnpdist.md``).
 """
 from __future__ import annotations
 
@@ -38,6 +16,63 @@ __all__ = ["vl_nnpdist"]
 def vl_nnpdist(x: T.Array, x0: T.Array, p: float, dzdy: Optional[T.Array] = None, *,
                no_root: bool = False, epsilon: float = 1e-6, aggregate: bool = False,
                instance_weights: Optional[T.Array] = None):
+    r"""vl_nnpdist: p-distance between x and x0 along the channels, at every location.
+
+    Formula (manual 4.8.1 and 6.8.1), with ``d = x - x0`` (x0 the same size as x, or broadcast
+    to it, e.g. N x C x 1 x 1 for one point per image)::
+
+        y = (sum_k |d_k|^p)^(1/p)            (no_root: sum_k |d_k|^p)
+        y <- w y  (instance_weights),  y <- sum y  (aggregate)
+
+    Derivatives (``dzdy`` is N x 1 x H x W, or a scalar with ``aggregate``; it is multiplied
+    by the weights first)::
+
+        p = 1:  dzdy sign(d)                       (root and no_root alike)
+        p = 2:  dzdy d / max(sum d^2, eps)^(1/2)    no_root: 2 dzdy d
+        p < 1:  dzdy (sum |d|^p)^((1-p)/p) max(|d|, eps)^(p-1) sign(d)
+                no_root: p dzdy max(|d|, eps)^(p-1) sign(d)
+        p > 1:  dzdy max(sum |d|^p, eps)^((1-p)/p) |d|^(p-1) sign(d)
+                no_root: p dzdy |d|^(p-1) sign(d)
+        dzdx0 = -dzdx, summed over the broadcast dimensions of x0
+
+    (MatConvNet returns dzdx0 with x's size even for a broadcast x0; here it has x0's shape.)
+
+    Shapes::
+
+        x       N x C x H x W
+        x0      N x C x H x W, or any shape that broadcasts to it (e.g. N x C x 1 x 1)
+        y       N x 1 x H x W   (a 0-d array with aggregate=True)
+        dzdx    x's shape;  dzdx0: x0's shape
+
+    Call forms::
+
+        y = vl_nnpdist(x, x0, p, no_root=False, epsilon=1e-6, aggregate=False,
+                       instance_weights=None)
+        dzdx, dzdx0 = vl_nnpdist(x, x0, p, dzdy, ...)
+
+    Options:
+
+    * ``p`` (positional): the exponent, positive.
+    * ``no_root``: False; return ``sum |d|^p`` without the 1/p root.
+    * ``epsilon``: 1e-6; lower bound in the derivatives' denominators.
+    * ``aggregate``: False; sum all locations into one number.
+    * ``instance_weights``: None; a scalar or per-location weights, multiplying ``y`` (forward)
+      and ``dzdy`` (backward).
+
+    Example::
+
+        import torch
+        from matconvnet import vl_nnpdist
+
+        x = torch.zeros(2, 3, 4, 4)
+        x[:, 0] = 3.0
+        x[:, 1] = 4.0
+        x0 = torch.zeros(2, 3, 1, 1)                 # one point per image, broadcast
+        y = vl_nnpdist(x, x0, 2)
+        assert y.shape == (2, 1, 4, 4) and torch.all(y == 5)
+        dzdx, dzdx0 = vl_nnpdist(x, x0, 2, torch.ones_like(y))
+        assert dzdx.shape == x.shape and dzdx0.shape == x0.shape
+    """
     call = T.Call(x)
     x = call.x
     n, c, h, w = T.shape4(x, "x")

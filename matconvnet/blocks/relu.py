@@ -1,19 +1,7 @@
-r"""vl_nnrelu: rectified linear unit, optionally leaky.
+"""vl_nnrelu: rectified linear unit, optionally leaky.
 
-Formula (manual 4.6 and 6.6), elementwise::
-
-    y = max(x, 0)                       (leak = 0)
-    y = x  if x > 0,  leak * x  otherwise
-    dzdx = dzdy * [x > 0]  (+ leak * dzdy * [x <= 0])
-
-The slope at ``x = 0`` is ``leak``.  Because ``y > 0`` exactly where ``x > 0``, the
-backward mode may be given the output ``y`` in place of ``x`` (the wrappers use this to
-free ``x`` early).  Any shape; ``y`` and ``dzdx`` have the shape of ``x``.
-
-Call forms::
-
-    y = vl_nnrelu(x, leak=0)
-    dzdx = vl_nnrelu(x, dzdy, leak=0)
+The formula, shapes, call forms, options and an example are in the docstring of
+:func:`vl_nnrelu` (rendered as ``docs/blocks/vl_nnrelu.md``).
 """
 from __future__ import annotations
 
@@ -27,6 +15,39 @@ __all__ = ["vl_nnrelu"]
 
 
 def vl_nnrelu(x: T.Array, dzdy: Optional[T.Array] = None, *, leak: float = 0.0):
+    r"""vl_nnrelu: rectified linear unit, optionally leaky.
+
+    Formula (manual 4.4 and 6.4.1), elementwise::
+
+        y = max(x, 0)                       (leak = 0)
+        y = x  if x > 0,  leak * x  otherwise
+        dzdx = dzdy * [x > 0]  (+ leak * dzdy * [x <= 0])
+
+    The slope at ``x = 0`` is ``leak``.  Because ``y > 0`` exactly where ``x > 0``, the
+    backward mode may be given the output ``y`` in place of ``x`` (the wrappers use this to
+    free ``x`` early).
+
+    Shapes: any; ``y`` and ``dzdx`` have the shape of ``x``.
+
+    Call forms::
+
+        y = vl_nnrelu(x, leak=0)
+        dzdx = vl_nnrelu(x, dzdy, leak=0)
+
+    Options:
+
+    * ``leak``: 0; the slope for ``x <= 0`` (MatConvNet's ``'leak'``).
+
+    Example::
+
+        import torch
+        from matconvnet import vl_nnrelu
+
+        x = torch.tensor([-2.0, -0.5, 0.0, 3.0], dtype=torch.float64)
+        assert vl_nnrelu(x).tolist() == [0.0, 0.0, 0.0, 3.0]
+        assert vl_nnrelu(x, leak=0.1).tolist() == [-0.2, -0.05, 0.0, 3.0]
+        assert vl_nnrelu(x, torch.ones_like(x)).tolist() == [0.0, 0.0, 0.0, 1.0]
+    """
     call = T.Call(x)
     x = call.x
     leak = T.real(leak, "leak")

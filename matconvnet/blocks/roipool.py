@@ -1,31 +1,7 @@
-r"""vl_nnroipool: region-of-interest pooling (Fast R-CNN).
+"""vl_nnroipool: region-of-interest pooling (Fast R-CNN).
 
-Each ROI ``[t, u0, v0, u1, v1]`` (1-based image index ``t``; ``u`` horizontal, ``v``
-vertical, 1-based pixel coordinates of the top-left and bottom-right corners) is divided
-into ``SH x SW`` bins, and each bin of image ``t`` is max- or average-pooled::
-
-    corners <- transform(corners)          (scalar T:  u' = T (u - 1) + 1, same for v;
-                                            [Tu, Tv]:  per axis;  2 x 3 matrix A:
-                                            [u'; v'] = A [u; v; 1])
-    start = round(corner) - 1, end = round(corner) - 1    (0-based, inclusive; half away
-                                                           from zero, as Caffe)
-    roiH = max(end_v - start_v + 1, 1),  binH = roiH / SH
-    bin p covers rows [floor(p binH), ceil((p + 1) binH)) + start_v, clipped to the image
-
-(the same across the columns).  An empty bin gives 0 and no derivative; ``avg`` divides by
-the clipped bin area; the max derivative goes to the first maximum in column-major order,
-as in vl_nnpool.  The image index is clamped to 1..N.
-
-Shapes: x N x C x H x W; rois 5 x K (MatConvNet's layout) or K x 5; y K x C x SH x SW.
-There is no derivative with respect to the ROIs.
-
-Call forms::
-
-    y = vl_nnroipool(x, rois, method='max', subdivisions=(1, 1), transform=1)
-    dzdx = vl_nnroipool(x, rois, dzdy, ...)
-
-``subdivisions`` is ``[SH, SW]`` or a scalar for both (MatConvNet reads past the end of a
-scalar ``Subdivisions``; here it means a square grid).
+The formula, shapes, call forms, options and an example are in the docstring of
+:func:`vl_nnroipool` (rendered as ``docs/blocks/vl_nnroipool.md``).
 """
 from __future__ import annotations
 
@@ -43,6 +19,59 @@ _CHUNK = 1 << 24  # elements gathered at once by max pooling
 
 def vl_nnroipool(x: T.Array, rois: T.Array, dzdy: Optional[T.Array] = None, *,
                  method: str = "max", subdivisions=(1, 1), transform=1.0):
+    r"""vl_nnroipool: region-of-interest pooling (Fast R-CNN).
+
+    Formula: each ROI ``[t, u0, v0, u1, v1]`` (1-based image index ``t``; ``u`` horizontal,
+    ``v`` vertical, 1-based pixel coordinates of the top-left and bottom-right corners) is
+    divided into ``SH x SW`` bins, and each bin of image ``t`` is max- or average-pooled::
+
+        corners <- transform(corners)          (scalar T:  u' = T (u - 1) + 1, same for v;
+                                                [Tu, Tv]:  per axis;  2 x 3 matrix A:
+                                                [u'; v'] = A [u; v; 1])
+        start = round(corner) - 1, end = round(corner) - 1    (0-based, inclusive; half away
+                                                               from zero, as Caffe)
+        roiH = max(end_v - start_v + 1, 1),  binH = roiH / SH
+        bin p covers rows [floor(p binH), ceil((p + 1) binH)) + start_v, clipped to the image
+
+    (the same across the columns).  An empty bin gives 0 and no derivative; ``avg`` divides by
+    the clipped bin area; the max derivative goes to the first maximum in column-major order,
+    as in vl_nnpool.  The image index is clamped to 1..N.  There is no derivative with respect
+    to the ROIs.
+
+    Shapes::
+
+        x       N x C x H x W
+        rois    5 x K (MatConvNet's layout) or K x 5
+        y       K x C x SH x SW
+        dzdx    N x C x H x W
+
+    Call forms::
+
+        y = vl_nnroipool(x, rois, method='max', subdivisions=(1, 1), transform=1)
+        dzdx = vl_nnroipool(x, rois, dzdy, method='max', subdivisions=(1, 1), transform=1)
+
+    Options:
+
+    * ``method``: ``'max'`` (default) or ``'avg'``.
+    * ``subdivisions``: ``(1, 1)``; ``[SH, SW]``, or a scalar for both (MatConvNet reads past
+      the end of a scalar ``Subdivisions``; here it means a square grid).
+    * ``transform``: 1; a scalar, ``[Tu, Tv]`` or a 2 x 3 matrix mapping the ROI corners into
+      x's pixel coordinates (e.g. 1/16 for a conv5 feature map).
+
+    Example::
+
+        import torch
+        from matconvnet import vl_nnroipool
+
+        x = torch.arange(64.0).reshape(1, 1, 8, 8)   # x[0, 0, v - 1, u - 1] = 8 (v - 1) + u - 1
+        rois = torch.tensor([[1.0, 1, 1, 4, 4],      # [image, u0, v0, u1, v1], 1-based
+                             [1.0, 5, 5, 8, 8]])
+        y = vl_nnroipool(x, rois, subdivisions=2)
+        assert y.shape == (2, 1, 2, 2)
+        assert y[0, 0].tolist() == [[9.0, 11.0], [25.0, 27.0]]
+        dzdx = vl_nnroipool(x, rois, torch.ones_like(y), subdivisions=2)
+        assert dzdx.sum() == 8
+    """
     call = T.Call(x)
     x = call.x
     n, c, h, w = T.shape4(x, "x")

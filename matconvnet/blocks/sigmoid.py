@@ -1,17 +1,7 @@
-r"""vl_nnsigmoid: the logistic sigmoid, elementwise.
+"""vl_nnsigmoid: the logistic sigmoid, elementwise.
 
-Formula (manual 4.6 and 6.6)::
-
-    y = 1 / (1 + exp(-x))
-    dzdx = dzdy * y * (1 - y)
-
-Any shape.  The backward mode recomputes ``y`` from ``x`` unless the forward output is
-passed as ``y=`` (the wrappers keep it anyway).
-
-Call forms::
-
-    y = vl_nnsigmoid(x)
-    dzdx = vl_nnsigmoid(x, dzdy, y=None)
+The formula, shapes, call forms, options and an example are in the docstring of
+:func:`vl_nnsigmoid` (rendered as ``docs/blocks/vl_nnsigmoid.md``).
 """
 from __future__ import annotations
 
@@ -25,6 +15,36 @@ __all__ = ["vl_nnsigmoid"]
 
 
 def vl_nnsigmoid(x: T.Array, dzdy: Optional[T.Array] = None, *, y: Optional[T.Array] = None):
+    r"""vl_nnsigmoid: the logistic sigmoid, elementwise.
+
+    Formula (manual 4.4 and 6.4.2)::
+
+        y = 1 / (1 + exp(-x))
+        dzdx = dzdy * y * (1 - y)
+
+    Shapes: any; ``y`` and ``dzdx`` have the shape of ``x``.
+
+    Call forms::
+
+        y = vl_nnsigmoid(x)
+        dzdx = vl_nnsigmoid(x, dzdy, y=None)
+
+    Options:
+
+    * ``y``: None; the forward output.  The backward mode recomputes ``y`` from ``x`` unless it
+      is passed here (the wrappers keep it anyway).
+
+    Example::
+
+        import torch
+        from matconvnet import vl_nnsigmoid
+
+        x = torch.zeros(2, 3, 1, 1)
+        y = vl_nnsigmoid(x)
+        assert torch.all(y == 0.5)
+        dzdx = vl_nnsigmoid(x, torch.ones_like(x), y=y)
+        assert torch.all(dzdx == 0.25)
+    """
     call = T.Call(x)
     x = call.x
     if dzdy is None:

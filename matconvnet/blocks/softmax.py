@@ -1,18 +1,7 @@
-r"""vl_nnsoftmax: softmax over the channels, independently at every location and image.
+"""vl_nnsoftmax: softmax over the channels, independently at every location and image.
 
-Formula (manual 4.7 and 6.7), with ``k`` the channel index::
-
-    y[n, k, i, j] = exp(x[n, k, i, j]) / sum_q exp(x[n, q, i, j])
-    dzdx = y * (dzdy - sum_k dzdy * y)
-
-(computed stably, subtracting the maximum over the channels).  MatConvNet's softmax runs
-along the third dimension of ``H x W x C x N``, which is dimension 1 of ``N x C x H x W``.
-The backward mode recomputes ``y`` unless the forward output is passed as ``y=``.
-
-Call forms::
-
-    y = vl_nnsoftmax(x)
-    dzdx = vl_nnsoftmax(x, dzdy, y=None)
+The formula, shapes, call forms, options and an example are in the docstring of
+:func:`vl_nnsoftmax` (rendered as ``docs/blocks/vl_nnsoftmax.md``).
 """
 from __future__ import annotations
 
@@ -26,6 +15,41 @@ __all__ = ["vl_nnsoftmax"]
 
 
 def vl_nnsoftmax(x: T.Array, dzdy: Optional[T.Array] = None, *, y: Optional[T.Array] = None):
+    r"""vl_nnsoftmax: softmax over the channels, independently at every location and image.
+
+    Formula (manual 4.6.4 and 6.6.4), with ``k`` the channel index::
+
+        y[n, k, i, j] = exp(x[n, k, i, j]) / sum_q exp(x[n, q, i, j])
+        dzdx = y * (dzdy - sum_k dzdy * y)
+
+    (computed stably, subtracting the maximum over the channels).  MatConvNet's softmax runs
+    along the third dimension of ``H x W x C x N``, which is dimension 1 of ``N x C x H x W``.
+
+    Shapes::
+
+        x, y, dzdy, dzdx    N x C x H x W
+
+    Call forms::
+
+        y = vl_nnsoftmax(x)
+        dzdx = vl_nnsoftmax(x, dzdy, y=None)
+
+    Options:
+
+    * ``y``: None; the forward output.  The backward mode recomputes ``y`` unless it is
+      passed here.
+
+    Example::
+
+        import torch
+        from matconvnet import vl_nnsoftmax
+
+        x = torch.randn(2, 10, 3, 3)
+        y = vl_nnsoftmax(x)
+        assert torch.allclose(y.sum(dim=1), torch.ones(2, 3, 3))
+        dzdx = vl_nnsoftmax(x, torch.ones_like(x), y=y)   # softmax is invariant to a shift
+        assert dzdx.abs().max() < 1e-6
+    """
     call = T.Call(x)
     x = call.x
     T.shape4(x, "x")
