@@ -5,7 +5,8 @@ same process, interleaved:
 
 * **SimpleNN**: ``vl_simplenn(net, x, 1.0, res, conserve_memory=True)`` (as ``cnn_train``
   calls it) and the momentum-SGD update of every weight with ``solvers.sgd_update`` /
-  ``average_update`` (bnorm moments), exactly what ``cnn_train`` does per batch;
+  ``average_update`` (bnorm moments), in place (``inplace=True``), exactly what ``cnn_train``
+  does per batch;
 * **DagNN**: ``DagNN.from_simplenn(net)`` (ResNet-50: ``dagnn_models.resnet50``),
   ``net.eval(inputs, {objective: 1})`` and the same update over ``net.params`` (as
   ``cnn_train_dag``);
@@ -229,13 +230,15 @@ def make_contender(kind, model, device, batch, seed=0, drop_dropout=False):
                     wds = l.get("weightDecay", [1.0] * 3)
                     wj = l["weights"][j]
                     if j == 2 and l["type"] == "bnorm":
-                        l["weights"][j] = average_update(wj, der, float(lrs[j]), 1)
+                        l["weights"][j] = average_update(wj, der, float(lrs[j]), 1,
+                                                         inplace=True)
                         continue
                     wd, lr = WD * float(wds[j]), LR * float(lrs[j])
                     if lr > 0 or wd > 0:
-                        gr = der + wd * wj if wd else der
+                        gr = (wj * wd).add_(der) if wd else der
                         l["weights"][j], box["state"][i, j] = sgd_update(
-                            wj, box["state"].get((i, j), 0), gr, lr, MOMENTUM)
+                            wj, box["state"].get((i, j), 0), gr, lr, MOMENTUM, inplace=True,
+                            consume_grad=gr is not der)
             return res[-1]["x"]
         return step, {"net": net, "res": box}
     if kind == "dagnn":
@@ -251,13 +254,14 @@ def make_contender(kind, model, device, batch, seed=0, drop_dropout=False):
                     continue
                 if prm.train_method == "average":
                     prm.value = average_update(prm.value, der, float(prm.learning_rate),
-                                               max(prm.fanout, 1))
+                                               max(prm.fanout, 1), inplace=True)
                 else:
                     wd, lr = WD * float(prm.weight_decay), LR * float(prm.learning_rate)
                     if lr > 0 or wd > 0:
-                        gr = der + wd * prm.value if wd else der
+                        gr = (prm.value * wd).add_(der) if wd else der
                         prm.value, state[p] = sgd_update(prm.value, state.get(p, 0), gr, lr,
-                                                         MOMENTUM)
+                                                         MOMENTUM, inplace=True,
+                                                         consume_grad=gr is not der)
             return net.vars[net.get_var_index(objective)].value
         return step, {"net": net}
     model_t = TorchNet(dag, image, objective).to(device)

@@ -19,7 +19,8 @@ Options (snake_case of the original's; the camelCase names are accepted too):
 =====================  ===================  ===============================================
 option                 default              meaning
 =====================  ===================  ===============================================
-exp_dir                ``'data/exp'``       checkpoint folder (created)
+exp_dir                ``'data/exp'``       checkpoint folder (created, and checked to be
+                                            writable before any training)
 continue\_ / resume    True                 resume from the last ``net-epoch-N.mat``
 batch_size             256                  images per update (over all sub-batches)
 num_sub_batches        1                    split each batch; derivatives accumulated
@@ -34,12 +35,22 @@ solver                 None (SGD)           'adam', 'adagrad', 'adadelta', 'rmsp
                                             callable ``(w, state, g, opts, lr) -> (w, state)``
 solver_opts            ``solver()``         overrides of the solver's defaults
 save_solver_state      True                 store the solver state in checkpoints
+checkpoint_format      ``'v6'``             MAT format of the checkpoints: 'v6'
+                                            (uncompressed, fastest), 'v7' (zlib, MATLAB's
+                                            default, ~8% smaller for float weights and
+                                            ~20x slower to write) or 'v7.3' (HDF5); a
+                                            variable over 2 GB is written as 'v7.3'
 random_seed            0                    seed ``epoch + random_seed`` at each epoch start
-plot_statistics        True                 ``exp_dir/net-train.pdf`` (needs matplotlib;
-                                            skipped silently without it)
+                                            (torch, NumPy and ``random``)
+prefetch               False                load the next (sub-)batch in a background
+                                            thread while the current one computes
+plot_statistics        True                 ``exp_dir/net-train.png`` after every epoch
+                                            (needs matplotlib; skipped without it)
 post_epoch_fn          None                 ``f(net, params, state)``; returns None (keep),
                                             a new learning rate, or 0 (stop)
-verbose                1                    0 quiet, 1 a few lines per epoch, 2 every batch
+verbose                1                    0 quiet; 1 a progress bar on a terminal, else
+                                            4 lines per phase; 2 every batch
+stream                 ``sys.stdout``       where the console output goes
 gpus                   ``[]``               ``[k]``: train on ``cuda:k-1`` (1-based, as the
                                             original; one GPU only)
 conserve_memory,       True, inf,           SimpleNN only: passed to ``vl_simplenn``
@@ -49,13 +60,33 @@ error_function         ``'multiclass'``     SimpleNN only: 'multiclass' (top1err
                                             'binary' (binerr), 'none' or a callable
                                             ``f(params, labels, res) -> errors (sums)``
 error_labels           from error_function  SimpleNN only: names of the error statistics
+plot_diagnostics       False                SimpleNN only: ``exp_dir/net-diagnostics.png``
+                                            after every epoch: update sizes and response
+                                            powers per layer (keeps every layer's output:
+                                            ``conserve_memory`` off)
 der_outputs            ``{'objective': 1}`` DagNN only: passed to ``net.eval``
 extract_stats_fn       averages of Loss     DagNN only: ``f(stats, net) -> stats``
                        layers
 =====================  ===================  ===============================================
 
-``prefetch``, ``profile`` and ``parameter_server`` are accepted and ignored;
-``plot_diagnostics`` is not implemented (an error says so).
+``profile``, ``parameter_server`` and ``memory_map_file`` are accepted and ignored.
+
+Prefetching calls ``get_batch`` for the next sub-batch in a thread (``concurrent.futures``,
+one worker) while the network processes the current one, so the same calls happen with the
+same indices and the results are those of ``prefetch=False``, provided ``get_batch`` does not
+draw from the global random generators (they would then be shared, in an unpredictable
+order, with the network's own draws such as dropout's): derive augmentation randomness from
+the indices (e.g. a ``torch.Generator`` seeded with them) when prefetching.
+
+The trainer copies the network's parameters once at the start (the caller's tensors and
+arrays are never written) and then updates its copies and the momentum buffers in place, with
+the operations of the out-of-place rule in the same order (the same bits, fewer allocations):
+clone what ``post_epoch_fn`` keeps of ``net`` or ``state``.
+
+Console (:mod:`matconvnet.train.progress`): per batch the original's
+``train: epoch 01:   3/ 50: 4056.1 (4120.3) Hz objective: 0.123 top1err: ...`` line (average
+and current images/s, running averages), redrawn in place as a progress bar when ``stream``
+is a terminal, as plain lines otherwise; per epoch a summary line.
 
 Data-parallel training (several GPUs, several machines, or CPU workers): start the same
 script with ``torchrun --nproc_per_node=W script.py`` (see
@@ -73,15 +104,25 @@ Returns ``(net, stats)``; ``stats = {'train': [per epoch], 'val': [per epoch]}``
 ``{'num', 'time', 'objective', <errors or loss outputs>}`` averaged over images.  After each
 epoch ``exp_dir/net-epoch-<e>.mat`` holds ``net``, ``state`` (``solverState`` per layer and
 weight, or per DagNN parameter, and this epoch's ``stats``) and ``stats``, written atomically
-by :func:`matconvnet.io.save` in MatConvNet's format.
+by :func:`matconvnet.io.save` in MatConvNet's format (temporary file in ``exp_dir``, fsync,
+``os.replace``), so a checkpoint is never seen partial.  ``continue_=True`` resumes from the
+newest checkpoint that loads; one that does not (truncated, corrupt, or without ``stats``)
+is reported with a ``RuntimeWarning`` naming it, and the previous one is tried.  Every epoch
+starts by seeding the generators with ``epoch + random_seed`` (as the original), so a run
+resumed after epoch ``e`` continues exactly as the uninterrupted run: on the CPU the
+parameters come out bit-identical.
 """
 from __future__ import annotations
 
 import copy
 import math
 import os
+import random
 import re
+import tempfile
 import time
+import warnings
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Dict, List, Optional
 
 import numpy as np
@@ -92,6 +133,8 @@ from ..dagnn import DagNN
 from ..dagnn.layers import Loss
 from ..simplenn import vl_simplenn, vl_simplenn_display, vl_simplenn_tidy
 from . import distributed as dist
+from .plots import plot_diagnostics, plot_statistics
+from .progress import Progress, summary
 from .solvers import average_update, get_solver, sgd_update
 
 __all__ = ["cnn_train", "cnn_train_dag", "error_multiclass", "error_binary", "error_none",
@@ -103,7 +146,8 @@ _COMMON = {
     "prefetch": False, "num_epochs": 300, "learning_rate": 0.001, "weight_decay": 0.0005,
     "solver": None, "solver_opts": None, "momentum": 0.9, "save_solver_state": True,
     "nesterov_update": False, "random_seed": 0, "profile": False, "plot_statistics": True,
-    "post_epoch_fn": None, "verbose": 1, "parameter_server": None,
+    "post_epoch_fn": None, "verbose": 1, "parameter_server": None, "stream": None,
+    "checkpoint_format": "v6",
 }
 _SIMPLENN = {"conserve_memory": True, "back_prop_depth": math.inf, "sync": False,
              "cudnn": True, "error_function": "multiclass", "error_labels": None,
@@ -149,8 +193,12 @@ def _parse(opts: Dict[str, Any], defaults: Dict[str, Any], who: str) -> Dict[str
             else torch.device("cpu")
     # parameter_server (MatConvNet's 'mmap' / 'tmove' exchange) is accepted and ignored:
     # derivatives are exchanged with torch.distributed
-    if out.get("plot_diagnostics"):
-        raise NotImplementedError("plot_diagnostics: not implemented")
+    if out["checkpoint_format"] not in mio.FORMATS:
+        raise ValueError(f"checkpoint_format: expected one of {', '.join(mio.FORMATS)}, got "
+                         f"{out['checkpoint_format']!r}")
+    if out["stream"] is not None and not callable(getattr(out["stream"], "write", None)):
+        raise TypeError(f"stream: expected a text stream (with write), got "
+                        f"{type(out['stream']).__name__}")
     out["solver_fn"] = get_solver(out["solver"])
     if out["solver_fn"] is not None:
         defaults_fn = out["solver_fn"]
@@ -216,14 +264,71 @@ def find_last_checkpoint(exp_dir) -> int:
     return max(eps, default=0)
 
 
+def _checkpoint_epochs(exp_dir) -> List[int]:
+    if not os.path.isdir(exp_dir):
+        return []
+    return sorted(int(m.group(1)) for f in os.listdir(exp_dir) if (m := _CKPT.match(f)))
+
+
 def _load_checkpoint(path):
     data = mio.load(path)
+    if not isinstance(data, dict) or "net" not in data:
+        raise ValueError("no 'net' variable")
     if "stats" not in data:
-        raise ValueError(f"{path}: epoch was only partially saved (no 'stats'); delete this "
-                         f"file and try again")
+        raise ValueError("epoch was only partially saved (no 'stats')")
     stats = data["stats"]
     stats = {k: _as_list(stats.get(k)) for k in ("train", "val")}
     return data["net"], data.get("state") or {}, stats
+
+
+def _resume_point(exp_dir, epoch_limit=None):
+    """``(epoch, (net, state, stats))`` of the newest checkpoint of ``exp_dir`` that loads,
+    or ``(0, None)``; each one that does not is reported with a warning naming it."""
+    for epoch in reversed(_checkpoint_epochs(exp_dir)):
+        path = _model_path(exp_dir, epoch)
+        try:
+            return epoch, _load_checkpoint(path)
+        except Exception as e:   # a damaged file can fail in many ways; the reason is kept
+            warnings.warn(f"{path}: cannot resume from this checkpoint "
+                          f"({type(e).__name__}: {e}); "
+                          + ("trying the previous one" if epoch > 1 else
+                             "starting from the initial network"),
+                          RuntimeWarning, stacklevel=5)
+    return 0, None
+
+
+def _save_checkpoint(path, variables, fmt) -> None:
+    """``io.save`` (atomic); a variable too large for the MAT 5 formats (2 GB) is written as
+    v7.3 instead, with a warning, rather than losing the epoch."""
+    try:
+        mio.save(path, variables, format=fmt)
+    except ValueError as e:
+        if fmt == "v7.3" or "too large" not in str(e):
+            raise
+        warnings.warn(f"{path}: {e}; writing it in the v7.3 (HDF5) format instead",
+                      RuntimeWarning, stacklevel=2)
+        mio.save(path, variables, format="v7.3")
+
+
+def _plot(draw, data, path) -> None:
+    """A figure that cannot be drawn is reported, never allowed to stop the training."""
+    try:
+        draw(data, path)
+    except Exception as e:
+        warnings.warn(f"{path}: not drawn ({type(e).__name__}: {e})", RuntimeWarning,
+                      stacklevel=2)
+
+
+def _prepare_exp_dir(exp_dir) -> None:
+    """Create ``exp_dir`` and check that files can be written there, before any training
+    (a failure after an epoch of work would lose it)."""
+    try:
+        os.makedirs(exp_dir, exist_ok=True)
+        with tempfile.TemporaryFile(dir=exp_dir):
+            pass
+    except OSError as e:
+        raise PermissionError(f"exp_dir: cannot write checkpoints to {exp_dir!r} "
+                              f"({type(e).__name__}: {e.strerror or e})") from e
 
 
 def _as_list(v):
@@ -274,70 +379,12 @@ _ERRORS = {"multiclass": (error_multiclass, ["top1err", "top5err"]),
            "binary": (error_binary, ["binerr"]), "none": (error_none, [])}
 
 
-# ------------------------------------------------------------------ console, plots
-
-class _Reporter:
-    def __init__(self, verbose, who):
-        self.verbose = verbose
-        self.who = who
-
-    def batch(self, mode, epoch, k, nbatches, speed, cur_speed, stats):
-        if self.verbose <= 0:
-            return
-        if self.verbose == 1 and not (k == nbatches or k % max(1, math.ceil(nbatches / 4)) == 0):
-            return
-        line = f"{mode}: epoch {epoch:02d}: {k:3d}/{nbatches:3d}: {speed:.1f} ({cur_speed:.1f}) Hz"
-        for name in sorted(s for s in stats if s not in ("num", "time")):
-            line += f" {name}: {stats[name]:.3f}"
-        print(line, flush=True)
-
-    def say(self, text):
-        if self.verbose > 0:
-            print(f"{self.who}: {text}", flush=True)
-
-
-def _summary(epoch, tr, va) -> str:
-    parts = []
-    for mode, s in (("train", tr), ("val", va)):
-        if s and s.get("num"):
-            keys = sorted(k for k in s if k not in ("num", "time"))
-            parts.append(f"{mode} " + " ".join(f"{k} {s[k]:.4f}" for k in keys)
-                         + f" ({s['num']} im, {s['time']:.1f} s)")
-    return f"epoch {epoch:02d}: " + "; ".join(parts)
-
-
-def _plot(exp_dir, stats) -> None:
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except Exception:   # matplotlib missing or broken: plots are optional
-        return
-    keys = sorted({k for s in stats["train"] + stats["val"] for k in s} - {"num", "time"})
-    if not keys:
-        return
-    fig, axes = plt.subplots(1, len(keys), figsize=(4 * len(keys), 3.5), squeeze=False)
-    for ax, k in zip(axes[0], keys):
-        for mode in ("train", "val"):
-            ys = [s.get(k, math.nan) if s.get("num") else math.nan for s in stats[mode]]
-            if any(not math.isnan(y) for y in ys):
-                ax.plot(range(1, len(ys) + 1), ys, "o-", label=mode)
-        ax.set_xlabel("epoch")
-        ax.set_title(k)
-        ax.grid(True)
-        ax.legend()
-    fig.tight_layout()
-    try:
-        fig.savefig(os.path.join(exp_dir, "net-train.pdf"))
-    finally:
-        plt.close(fig)
-
-
 # ------------------------------------------------------------------ shared loop
 
 def _seed(epoch, random_seed):
     torch.manual_seed(epoch + random_seed)
     np.random.seed((epoch + random_seed) % 2 ** 32)
+    random.seed(epoch + random_seed)
 
 
 def _batches(subset, batch_size, num_sub, lab=0, num_labs=1):
@@ -360,13 +407,25 @@ def _to_device(x, device):
     return x
 
 
+def _owned(x, device):
+    """A copy of ``x`` on ``device`` that the trainer may update in place (a tensor that
+    ``_to_device`` returned unchanged, or a view of a NumPy array, is copied)."""
+    y = _to_device(x, device)
+    if torch.is_tensor(y) and (y is x or isinstance(x, np.ndarray)):
+        y = y.clone()
+    return y
+
+
 def _update(value, state, der, lr_p, wd, opts, num_workers):
     """The 'gradient' rule of FEATURES.md 4.3 for one parameter: returns (value, state)."""
-    g = der / num_workers
+    g = der / num_workers if num_workers != 1 else der    # x / 1 == x: skip the copy
     if wd:
-        g = g + wd * value
+        g = (value * wd).add_(g)         # == g + wd * value, bit for bit, in one new tensor
     if opts["solver_fn"] is None:
-        return sgd_update(value, state, g, lr_p, opts["momentum"], bool(opts["nesterov_update"]))
+        # the trainer owns value and state (copied in prepare) and a new g: update in place
+        return sgd_update(value, state, g, lr_p, opts["momentum"],
+                          bool(opts["nesterov_update"]), inplace=True,
+                          consume_grad=g is not der)
     out = opts["solver_fn"](value, state, g, opts["solver_opts"], lr_p)
     if not (isinstance(out, tuple) and len(out) == 2):
         raise TypeError("solver: expected the solver to return (w, state)")
@@ -374,7 +433,14 @@ def _update(value, state, der, lr_p, wd, opts, num_workers):
 
 
 def _run(kind, net, imdb, get_batch, opts, who):
-    rep = _Reporter(int(opts["verbose"]), who)
+    rep = Progress(int(opts["verbose"]), who, opts["stream"])
+    try:
+        return _train(kind, net, imdb, get_batch, opts, rep)
+    finally:
+        rep.close_bar()
+
+
+def _train(kind, net, imdb, get_batch, opts, rep):
     exp_dir = os.fspath(opts["exp_dir"])
     train, val = _default_sets(imdb, opts)
     evaluate = train is None
@@ -383,14 +449,12 @@ def _run(kind, net, imdb, get_batch, opts, who):
     if not lead:
         rep.verbose = 0          # only rank 0 prints, writes checkpoints and plots
     if not evaluate and lead:
-        os.makedirs(exp_dir, exist_ok=True)
-    start = find_last_checkpoint(exp_dir) if opts["continue_"] and lead else 0
+        _prepare_exp_dir(exp_dir)
     stats = {"train": [], "val": []}
     state: Dict[str, Any] = {}
-    loaded = None
-    if lead and start >= 1:
+    start, loaded = _resume_point(exp_dir) if opts["continue_"] and lead else (0, None)
+    if start >= 1:
         rep.say(f"resuming by loading epoch {start}")
-        loaded = _load_checkpoint(_model_path(exp_dir, start))
     if distributed:   # rank 0's checkpoint (if any) reaches every process
         start, loaded = dist.broadcast_object((start, loaded))
     if start >= 1:
@@ -429,14 +493,17 @@ def _run(kind, net, imdb, get_batch, opts, who):
         if not evaluate and lead:
             saved_state = {k: v for k, v in state.items()
                            if k != "solverState" or opts["save_solver_state"]}
-            mio.save(_model_path(exp_dir, epoch), {"net": kind.to_checkpoint(net),
-                                                   "state": _cpu(saved_state),
-                                                   "stats": stats})
+            _save_checkpoint(_model_path(exp_dir, epoch),
+                             {"net": kind.to_checkpoint(net), "state": _cpu(saved_state),
+                              "stats": stats}, opts["checkpoint_format"])
             if opts["plot_statistics"]:
-                _plot(exp_dir, stats)
+                _plot(plot_statistics, stats, os.path.join(exp_dir, "net-train.png"))
+            if opts.get("plot_diagnostics") and getattr(kind, "diagnostics", None):
+                _plot(plot_diagnostics, kind.diagnostics,
+                      os.path.join(exp_dir, "net-diagnostics.png"))
         if not evaluate:
             dist.barrier()   # the others wait for rank 0's checkpoint
-        rep.say(_summary(epoch, epoch_stats["train"], epoch_stats["val"]))
+        rep.say(summary(epoch, epoch_stats["train"], epoch_stats["val"]))
         if opts["post_epoch_fn"] is not None:
             new_lr = opts["post_epoch_fn"](net, params, state)
             if new_lr is not None and not (hasattr(new_lr, "__len__") and len(new_lr) == 0):
@@ -475,38 +542,83 @@ def _process_epoch(kind, net, state, params, mode, get_batch, imdb, rep):
     num = 0
     start = time.perf_counter()
     adjust = 0.0
-    for k, sub_batches in enumerate(_batches(subset, bs, ns, lab, num_labs), start=1):
-        batch_start = time.perf_counter()
-        batch_num = 0
-        for s, batch in enumerate(sub_batches):
-            if len(batch) == 0:
-                continue
-            try:
-                kind.step(net, get_batch(imdb, batch), batch, s, training, params, acc)
-            except (ValueError, TypeError, IndexError, RuntimeError) as e:
-                raise type(e)(f"{mode} epoch {params['epoch']}, batch {k}/{nbatches} "
-                              f"(images {batch[:4].tolist()}{'...' if len(batch) > 4 else ''}): "
-                              f"{e}") from e
-            batch_num += len(batch)
-        if training:
-            ders = kind.local_ders(net, batch_num > 0)
-            if num_labs > 1:
-                ders = _sum_ders(ders)
-            kind.accumulate(net, state, params, ns * num_labs, ders)
-        num += batch_num
-        now = time.perf_counter()
-        batch_time = now - batch_start
-        if k == 3:  # the first batches are outliers (warm-up)
-            adjust = 4 * batch_time - (now - start)
-        elapsed = max(now - start + adjust, 1e-12)
-        st = kind.stats(net, acc, num, now - start)
-        rep.batch(mode, params["epoch"], k, nbatches, num / elapsed,
-                  batch_num / max(batch_time, 1e-12), st)
+    plan = [[(s, b) for s, b in enumerate(sub_batches) if len(b)]
+            for sub_batches in _batches(subset, bs, ns, lab, num_labs)]
+    loader = _Loader(get_batch, imdb, [b for subs in plan for _, b in subs],
+                     bool(params["prefetch"]))
+    with loader:
+        for k, subs in enumerate(plan, start=1):
+            batch_start = time.perf_counter()
+            batch_num = _process_batch(kind, net, state, params, acc, loader, subs, k,
+                                       nbatches, mode, training)
+            num += batch_num
+            now = time.perf_counter()
+            batch_time = now - batch_start
+            if k == 3:  # the first batches are outliers (warm-up)
+                adjust = 4 * batch_time - (now - start)
+            elapsed = max(now - start + adjust, 1e-12)
+            st = kind.stats(net, acc, num, now - start)
+            rep.batch(mode, params["epoch"], k, nbatches, num / elapsed,
+                      batch_num / max(batch_time, 1e-12), st)
     st = kind.stats(net, acc, num, time.perf_counter() - start)
     if num_labs > 1:
         st = _combine_stats(st)
     kind.end(net)
     return st
+
+
+def _process_batch(kind, net, state, params, acc, loader, subs, k, nbatches, mode, training):
+    """Forward (and backward) of each sub-batch, then the update; returns the images seen."""
+    batch_num = 0
+    for s, batch in subs:
+        try:
+            kind.step(net, loader.next(), batch, s, training, params, acc)
+        except (ValueError, TypeError, IndexError, RuntimeError) as e:
+            raise type(e)(f"{mode} epoch {params['epoch']}, batch {k}/{nbatches} "
+                          f"(images {batch[:4].tolist()}{'...' if len(batch) > 4 else ''}): "
+                          f"{e}") from e
+        batch_num += len(batch)
+    if training:
+        num_labs = dist.world_size()
+        ders = kind.local_ders(net, batch_num > 0)
+        if num_labs > 1:
+            ders = _sum_ders(ders)
+        kind.accumulate(net, state, params, int(params["num_sub_batches"]) * num_labs, ders)
+    return batch_num
+
+
+class _Loader:
+    """``get_batch(imdb, b)`` for each ``b`` of ``batches`` in turn (:meth:`next`); with
+    ``prefetch``, the call for the next one runs in a background thread while the caller
+    works on the current one (FEATURES.md T-O-9)."""
+
+    def __init__(self, get_batch, imdb, batches, prefetch):
+        self.get_batch, self.imdb, self.batches = get_batch, imdb, batches
+        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mcn-prefetch") \
+            if prefetch and len(batches) > 1 else None
+        self.pos = 0
+        self.pending = None
+
+    def next(self):
+        i = self.pos
+        if i >= len(self.batches):
+            raise IndexError("no batch left")
+        self.pos += 1
+        fut, self.pending = self.pending, None
+        out = fut.result() if fut is not None else self.get_batch(self.imdb, self.batches[i])
+        if self.pool is not None and i + 1 < len(self.batches):
+            self.pending = self.pool.submit(self.get_batch, self.imdb, self.batches[i + 1])
+        return out
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        if self.pool is not None:
+            if self.pending is not None:
+                self.pending.cancel()
+            self.pool.shutdown(wait=True)   # an unfinished load completes and is dropped
+        return False
 
 
 def _sum_ders(ders):
@@ -556,6 +668,7 @@ class _SimpleNN:
             labels = opts["error_labels"] if opts["error_labels"] is not None else labels
         self.error_labels = list(labels) if labels is not None else None
         self.res = None
+        self.diagnostics = None
 
     @staticmethod
     def from_checkpoint(net_s):
@@ -575,7 +688,7 @@ class _SimpleNN:
                     if key not in l or l[key] is None or (hasattr(l[key], "__len__")
                                                           and len(l[key]) == 0):
                         l[key] = [1.0] * n
-                l["weights"] = [_to_device(w, dev) for w in ws]
+                l["weights"] = [_owned(w, dev) for w in ws]
         tidy = vl_simplenn_tidy(net)
         net["layers"][:] = tidy["layers"]
         net["meta"] = tidy["meta"]
@@ -583,7 +696,7 @@ class _SimpleNN:
             net["layers"][-2]["precious"] = True
         if rep.verbose > 0:
             try:
-                print(vl_simplenn_display(net, batch_size=int(opts["batch_size"])), flush=True)
+                rep.text(str(vl_simplenn_display(net, batch_size=int(opts["batch_size"]))))
             except Exception:  # display needs known sizes; it is informative only
                 pass
 
@@ -613,7 +726,7 @@ class _SimpleNN:
         self.res = vl_simplenn(
             net, im, 1.0 if training else None, self.res if training else None,
             mode=self.mode, accumulate=training and s != 0,
-            conserve_memory=bool(params["conserve_memory"]),
+            conserve_memory=bool(params["conserve_memory"]) and not params["plot_diagnostics"],
             back_prop_depth=params["back_prop_depth"], sync=bool(params["sync"]),
             cudnn=bool(params["cudnn"]))
         y = self.res[-1]["x"]
@@ -660,6 +773,38 @@ class _SimpleNN:
         return out
 
     def accumulate(self, net, state, params, num_workers, ders):
+        if not params.get("plot_diagnostics"):
+            self._accumulate(net, state, params, num_workers, ders)
+            return
+        before = [w.detach().clone() for w in self.values(net)]
+        self._accumulate(net, state, params, num_workers, ders)
+        self.diagnostics = self._diagnose(net, before)
+
+    def _diagnose(self, net, before):
+        """FEATURES.md T-O-28: the last update's size per parameter, the response power of
+        each layer's output and the prediction scores (see :mod:`matconvnet.train.plots`)."""
+        variation = []
+        for (i, j), old, new in zip(self._slots(net), before, self.values(net)):
+            if not old.numel():      # an absent parameter (MATLAB's [], e.g. a removed bias)
+                continue
+            l = net["layers"][i]
+            names = _WEIGHT_NAMES.get(l["type"], ("filters", "biases"))
+            label = f"{_layer_name(l, i)}:{names[j] if j < len(names) else f'w{j + 1}'}"
+            variation.append((label, float((new - old).abs().mean())))
+        power = []
+        res = self.res or []
+        for i, l in enumerate(net["layers"]):
+            x = res[i + 1].get("x") if i + 1 < len(res) else None
+            if torch.is_tensor(x) and x.numel():
+                power.append((_layer_name(l, i), float(x.detach().double().pow(2).mean().sqrt())))
+        scores = res[-2].get("x") if len(res) >= 2 else None
+        if torch.is_tensor(scores) and scores.dim() >= 2:
+            scores = scores.detach().reshape(scores.shape[0], -1).t().cpu().numpy()
+        else:
+            scores = None
+        return {"variation": variation, "power": power, "scores": scores}
+
+    def _accumulate(self, net, state, params, num_workers, ders):
         lr = params["learning_rate"]
         for i in range(len(net["layers"]) - 1, -1, -1):
             l = net["layers"][i]
@@ -672,7 +817,8 @@ class _SimpleNN:
                 w = l["weights"][j]
                 if j == 2 and l["type"] == "bnorm":
                     lr_m = float(_nth(l.get("learningRate"), j, 1.0))
-                    l["weights"][j] = average_update(w, der.to(w.dtype), lr_m, num_workers)
+                    l["weights"][j] = average_update(w, der.to(w.dtype), lr_m, num_workers,
+                                                     inplace=True)
                     continue
                 wd = params["weight_decay"] * float(_nth(l.get("weightDecay"), j, 1.0))
                 lr_p = lr * float(_nth(l.get("learningRate"), j, 1.0))
@@ -708,6 +854,14 @@ class _SimpleNN:
             if l.get("weights"):
                 l["weights"] = [w.cpu() if torch.is_tensor(w) else w for w in l["weights"]]
         return net
+
+
+_WEIGHT_NAMES = {"bnorm": ("multipliers", "biases", "moments")}
+
+
+def _layer_name(layer, i) -> str:
+    name = layer.get("name")
+    return str(name) if isinstance(name, str) and name else f"{layer['type']}{i + 1}"
 
 
 def _nth(v, j, default):
@@ -753,6 +907,8 @@ class _Dag:
     def prepare(self, net, opts, rep):
         if opts["device"] != net.device:
             net.move(opts["device"])
+        for prm in net.params:   # updated in place: never the caller's other references
+            prm.value = _owned(prm.value, opts["device"])
 
     def stat_names(self, net):
         return [n for n, _ in self._losses(net)]
@@ -823,7 +979,7 @@ class _Dag:
             if prm.train_method == "average":
                 prm.value = average_update(prm.value, der.to(prm.value.dtype),
                                            float(prm.learning_rate),
-                                           num_workers * max(prm.fanout, 1))
+                                           num_workers * max(prm.fanout, 1), inplace=True)
             elif prm.train_method == "gradient":
                 wd = params["weight_decay"] * float(prm.weight_decay)
                 lr_p = lr * float(prm.learning_rate)

@@ -12,7 +12,10 @@ The four solvers of ``examples/+solver`` share the original's calling convention
 ``grad`` is the normalised gradient with weight decay already added (as the trainers pass
 it); ``state`` starts as the number ``0`` (MATLAB's initial ``solverState``) and becomes a
 tensor or a dict of tensors, which the checkpoints store as they are.  The updates are
-written out of place, so the caller's tensors are never modified.
+written out of place, so the caller's tensors are never modified -- except with
+``inplace=True`` (``sgd_update``, ``average_update``: what the trainers use, on tensors they
+own), which updates ``w`` and the momentum buffer in place with the same operations in the
+same order, hence the same values to the last bit, without allocating new tensors.
 
 ===========  ===================================  ==========================================
 solver       defaults                             state
@@ -59,19 +62,37 @@ def _opts(defaults: Dict[str, float], opts: Optional[Dict[str, Any]], name: str)
 # ------------------------------------------------------------------ built-in rules
 
 def sgd_update(w: torch.Tensor, momentum_state: Any, grad: torch.Tensor, lr: float,
-               momentum: float = 0.9, nesterov: bool = False
-               ) -> Tuple[torch.Tensor, torch.Tensor]:
+               momentum: float = 0.9, nesterov: bool = False, *, inplace: bool = False,
+               consume_grad: bool = False) -> Tuple[torch.Tensor, torch.Tensor]:
     """``m <- momentum m - g``; ``w <- w + lr m`` (Nesterov: ``w <- w + lr (momentum m - g)``
-    with the updated ``m``).  ``momentum_state`` 0 means a zero buffer.  Returns (w, m)."""
-    m = -grad if is_initial_state(momentum_state) else momentum * momentum_state - grad
-    delta = momentum * m - grad if nesterov else m
-    return w + lr * delta, m
+    with the updated ``m``).  ``momentum_state`` 0 means a zero buffer.  Returns (w, m).
+    ``inplace``: ``w`` and a tensor ``momentum_state`` are updated in place (and returned);
+    ``consume_grad`` (with ``inplace``): ``grad`` may be overwritten (scratch space for
+    ``lr m``, saving an allocation)."""
+    initial = is_initial_state(momentum_state)
+    if not inplace:
+        m = -grad if initial else momentum * momentum_state - grad
+        delta = momentum * m - grad if nesterov else m
+        return w + lr * delta, m
+    if initial or not (torch.is_tensor(momentum_state) and momentum_state.shape == w.shape
+                       and momentum_state.dtype == w.dtype):
+        m = -grad if initial else momentum * momentum_state - grad
+    else:
+        m = momentum_state.mul_(momentum).sub_(grad)
+    if nesterov:
+        return w.add_(lr * (momentum * m - grad)), m
+    if consume_grad and grad.shape == m.shape and grad.dtype == m.dtype and grad is not m:
+        return w.add_(torch.mul(m, lr, out=grad)), m
+    return w.add_(lr * m), m
 
 
 def average_update(value: torch.Tensor, der: torch.Tensor, lr: float,
-                   scale: float = 1.0) -> torch.Tensor:
+                   scale: float = 1.0, *, inplace: bool = False) -> torch.Tensor:
     """``(1 - lr) value + (lr / scale) der``: batch-normalisation moments (``scale`` is
-    ``numWorkers`` for SimpleNN, ``numWorkers * fanout`` for DagNN)."""
+    ``numWorkers`` for SimpleNN, ``numWorkers * fanout`` for DagNN).  ``inplace``: ``value``
+    is updated in place (and returned)."""
+    if inplace:
+        return value.mul_(1 - lr).add_((lr / scale) * der)
     return (1 - lr) * value + (lr / scale) * der
 
 

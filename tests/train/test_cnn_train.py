@@ -221,10 +221,13 @@ def test_errors(tmp_path):
     assert find_last_checkpoint(tmp_path) == 0    # nothing saved by the failed runs
 
 
-def test_partial_checkpoint_is_reported(tmp_path):
+def test_partial_checkpoint_falls_back_to_the_previous_one(tmp_path):
     imdb = _data()
     cnn_train(_net(), imdb, _gb, num_epochs=1, exp_dir=tmp_path, batch_size=10, **QUIET)
     data = mio.load(tmp_path / "net-epoch-1.mat")
     mio.save(tmp_path / "net-epoch-2.mat", {"net": data["net"], "state": data["state"]})
-    with pytest.raises(ValueError, match="only partially saved"):
-        cnn_train(_net(), imdb, _gb, num_epochs=3, exp_dir=tmp_path, batch_size=10, **QUIET)
+    with pytest.warns(RuntimeWarning, match=r"net-epoch-2\.mat.*only partially saved"):
+        _, stats = cnn_train(_net(), imdb, _gb, num_epochs=3, exp_dir=tmp_path,
+                             batch_size=10, **QUIET)
+    assert len(stats["train"]) == 3
+    assert len(mio.load(tmp_path / "net-epoch-2.mat")["stats"]["train"]) == 2  # redone
