@@ -9,7 +9,7 @@ the only place in the package that knows MatConvNet's layout.  ``load_dagnn`` /
 """
 from . import layout
 from .dagnn import load_dagnn, save_dagnn
-from .mat import FORMATS, load, save
+from .mat import FORMATS, MatFileError, load, load_simplenn, save
 from .onnx_export import save_onnx, to_onnx
 from .torch_export import to_torch
 from .onnx_import import load_onnx
@@ -20,3 +20,4 @@ __all__ = ["load", "save", "load_dagnn", "save_dagnn", "FORMATS", "layout"]
 __all__ += ["to_torch", "save_onnx", "to_onnx"]
 __all__ += ["load_onnx", "from_torch"]
 __all__ += ["load_caffe", "CaffeImportError"]
+__all__ += ["MatFileError", "load_simplenn"]

@@ -53,6 +53,11 @@ class Struct:
         return self.items.flat[0].get(name, default)
 
 
+class Malformed(ValueError):
+    """A file breaks its format or MatConvNet's structure (raised by the readers and the
+    network checks without the file's name; ``io.load`` adds it as a ``MatFileError``)."""
+
+
 @dataclass
 class Unreadable:
     """A value no Python equivalent exists for (function handle, MATLAB object)."""

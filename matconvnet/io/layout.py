@@ -31,7 +31,7 @@ from typing import Any, Dict, List, Optional, Sequence
 import numpy as np
 import torch
 
-from ._values import (Cell, Context, Struct, check_name, flat_items, from_python,
+from ._values import (Cell, Context, Malformed, Struct, check_name, flat_items, from_python,
                       is_vector_shape, matlab_array, native, new_cell, show_path,
                       struct_array, tensor_to_numpy, to_python)
 
@@ -69,11 +69,12 @@ def simplenn_weight_kind(layer_type: Any, j: int) -> str:
 def dagnn_param_kinds(layers: Sequence[dict]) -> Dict[str, str]:
     """Param name -> kind, from the first DagNN layer that uses it."""
     kinds: Dict[str, str] = {}
-    for layer in layers or []:
+    for layer in layers if isinstance(layers, (list, tuple)) else []:
         if not isinstance(layer, dict):
             continue
-        names = layer.get("params") or []
-        names = [names] if isinstance(names, str) else names
+        names = layer.get("params")
+        names = [names] if isinstance(names, str) else \
+            names if isinstance(names, (list, tuple)) else []
         table = DAGNN_PARAMS.get(layer.get("type"), ()) \
             if isinstance(layer.get("type"), str) else ()
         for j, name in enumerate(names):
@@ -107,6 +108,14 @@ def weight_from_mat(kind: str, a: np.ndarray) -> torch.Tensor:
     if kind == DATA:
         return _tensor(_as_nd(a, 4, "data").transpose(3, 2, 0, 1))
     return _tensor(a)  # MOMENTS (C x 2, unchanged) and RAW
+
+
+def _weight_at(path: tuple, kind: str, a: np.ndarray) -> torch.Tensor:
+    """:func:`weight_from_mat` for a value read from a file at ``path``."""
+    try:
+        return weight_from_mat(kind, a)
+    except ValueError as e:
+        raise Malformed(f"{show_path(path)}: {e}") from None
 
 
 def weight_to_mat(kind: str, w: Any) -> np.ndarray:
@@ -200,7 +209,7 @@ def _weights_to_python(items: list, kinds: List[str], path: tuple, ctx: Context)
     dtype = None
     for j, (w, kind) in enumerate(zip(items, kinds)):
         if _is_numeric_mat(w):
-            t = weight_from_mat(kind, w)
+            t = _weight_at(path + (j,), kind, w)
             if t.numel() and dtype is None:
                 dtype = t.dtype
             out.append(t)
@@ -225,7 +234,7 @@ def _layer_to_python(s: Any, path: tuple, ctx: Context) -> Any:
             kinds = [simplenn_weight_kind(ltype, j) for j in range(len(items))]
             out[k] = _weights_to_python(items, kinds, p, ctx)
         elif k in SIMPLENN_LEGACY and _is_numeric_mat(v) and ltype in SIMPLENN_WEIGHTS:
-            out[k] = weight_from_mat(SIMPLENN_LEGACY[k], v)
+            out[k] = _weight_at(p, SIMPLENN_LEGACY[k], v)
         else:
             out[k] = to_python(v, p, ctx)
     return out
@@ -268,8 +277,8 @@ def _dagnn_to_python(fields: Dict[str, Any], path: tuple, ctx: Context) -> dict:
                     x = d[f]
                     if f == "value" and _is_numeric_mat(x):
                         name = d.get("name")
-                        param[f] = weight_from_mat(kinds.get(name, RAW)
-                                                   if isinstance(name, str) else RAW, x)
+                        param[f] = _weight_at(p + (i, f), kinds.get(name, RAW)
+                                              if isinstance(name, str) else RAW, x)
                     else:
                         param[f] = to_python(x, p + (i, f), ctx)
                 out[k].append(param)
@@ -335,10 +344,10 @@ def _solver_entry(x: Any, slot: Optional[tuple], path: tuple, ctx: Context) -> A
         return to_python(x, path, ctx)
     kind, numel = slot
     if _is_numeric_mat(x) and x.size and x.size == numel:
-        return weight_from_mat(kind, x)
+        return _weight_at(path, kind, x)
     if isinstance(x, Struct) and x.is_scalar():  # e.g. Adam's {m, v, t}
         d = x.items.flat[0]
-        return {k: weight_from_mat(kind, d[k]) if _is_numeric_mat(d[k]) and d[k].size
+        return {k: _weight_at(path + (k,), kind, d[k]) if _is_numeric_mat(d[k]) and d[k].size
                 and d[k].size == numel else to_python(d[k], path + (k,), ctx)
                 for k in x.fields}
     return to_python(x, path, ctx)

@@ -31,6 +31,14 @@ come back as doubles, column vectors as rows, ``1 x 0`` empties as ``0 x 0``, bi
 ``1 x K``, and a v7.3 file's variables in alphabetical order (a net's fields are put back in
 MatConvNet's order).  A v5 file cut exactly between two variables reads as a shorter, valid
 file: the format cannot tell.
+
+Damaged and foreign files raise :class:`MatFileError` (a ``ValueError``) naming the file and
+what is wrong: MAT v5 files are read by a pure-Python reader (``_mat5.py``) that checks
+every size against the bytes present before using it, v7.3 files are checked around
+h5py (``_hdf5.py``), and the nets read from a file are checked for MatConvNet's structure
+(``_netcheck.py``: a SimpleNN layer's type and required fields, a DagNN's names and
+references, sliding-window sizes).  ``load_simplenn(path)`` returns the SimpleNN net of a
+model file or checkpoint, and fails clearly on a file that holds none.
 """
 from __future__ import annotations
 
@@ -43,10 +51,11 @@ from typing import Any, Dict
 import numpy as np
 
 from . import layout
-from ._values import (Cell, Context, Struct, Unreadable, check_name, from_python, new_cell,
-                      to_python)
+from ._netcheck import check_net
+from ._values import (Cell, Context, Malformed, Struct, Unreadable, check_name, from_python,
+                      new_cell, to_python)
 
-__all__ = ["load", "save", "FORMATS"]
+__all__ = ["load", "load_simplenn", "save", "FORMATS", "MatFileError"]
 
 FORMATS = ("v7", "v6", "v7.3")
 _HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
@@ -56,39 +65,105 @@ _NET_ORDER = ("vars", "params", "layers", "meta")  # DagNN.saveobj's order (Simp
 # ----------------------------------------------------------------------------- load
 
 
+class MatFileError(ValueError):
+    """A MAT file that is damaged, is not a MAT file, or does not hold what was asked for
+    (a MatConvNet network with its required fields); the message names the file, the
+    place in it and what is wrong."""
+
+
 def load(path) -> Dict[str, Any]:
     """The variables of a MAT file as plain Python (see the module's help)."""
     path = os.fspath(path)
     variables = _read(path)
     ctx = Context()
-    if layout.is_simplenn_mat(variables) or layout.is_dagnn_mat(variables):
-        # v7.3 files do not keep the variables' order: put a net's fields in MatConvNet's
-        first = [k for k in _NET_ORDER if k in variables]
-        variables = {k: variables[k] for k in first + [k for k in variables if k not in first]}
-        out = layout.net_to_python(variables, (), ctx)
-    else:
-        out = {}
-        net = variables.get("net")
-        if isinstance(net, Struct) and net.is_scalar() and (
-                layout.is_simplenn_mat(_fields(net)) or layout.is_dagnn_mat(_fields(net))):
-            out_net = layout.net_to_python(_fields(net), ("net",), ctx)
-        else:
-            out_net = None
-        for name, v in variables.items():
-            if name == "net" and out_net is not None:
-                out[name] = out_net
-            elif name == "state" and out_net is not None:
-                out[name] = layout.state_to_python(v, out_net, (name,), ctx)
-            else:
-                out[name] = to_python(v, (name,), ctx)
+    try:
+        out = _to_python(variables, ctx)
+    except Malformed as e:
+        raise MatFileError(f"{path}: not a valid MatConvNet network: {e}") from None
     if ctx.unreadable:
         warnings.warn(f"{path}: these values cannot be read in Python and were loaded as None: "
                       f"{', '.join(ctx.unreadable)}", stacklevel=2)
     return out
 
 
+def load_simplenn(path) -> Dict[str, Any]:
+    """The SimpleNN net ``{'layers': [...], 'meta': {...}}`` of a MatConvNet SimpleNN model
+    file (variables ``layers``, ``meta``) or of a checkpoint's ``net`` variable.  A file
+    holding anything else (a DagNN, a plain matrix) raises :class:`MatFileError` listing
+    its variables."""
+    data = load(path)
+    net = data.get("net") if isinstance(data.get("net"), dict) else data
+    if layout.is_simplenn(net):
+        try:  # load checked it when it recognised a net; a file of untyped layers it did not
+            check_net(net, ("net",) if net is not data else ())
+        except Malformed as e:
+            raise MatFileError(f"{os.fspath(path)}: not a valid MatConvNet network: {e}") \
+                from None
+        return net
+    raise MatFileError(f"{os.fspath(path)}: not a MatConvNet SimpleNN network file: " + (
+        "it holds a DagNN (load it with load_dagnn)" if layout.is_dagnn(net) else
+        f"expected the variables layers and meta, or a variable 'net' holding them; "
+        f"found {describe_variables(data)}"))
+
+
+def describe_variables(data: Dict[str, Any]) -> str:
+    """``'x (2 x 3 float64), s (struct)'``: what a loaded file holds, for messages."""
+    def what(v):
+        if isinstance(v, np.ndarray):
+            return f"{' x '.join(map(str, v.shape))} {v.dtype}"
+        if isinstance(v, dict):
+            names = list(v)
+            return ("struct with fields " + ", ".join(names[:6])
+                    + (", ..." if len(names) > 6 else "")) if names else "struct"
+        if isinstance(v, list):
+            return f"{len(v)} values"
+        return type(v).__name__
+    return ", ".join(f"{k} ({what(v)})" for k, v in data.items()) or "no variables"
+
+
+def _looks_simplenn(fields: Dict[str, Any]) -> bool:
+    """A cell of layers, one of them at least with a type: a SimpleNN net (whose damaged
+    layers the checks then name) rather than unrelated data."""
+    layers = fields.get("layers")
+    return layout.is_simplenn_mat(fields) or (
+        not layout.is_dagnn_mat(fields) and isinstance(layers, Cell)
+        and any(isinstance(l, Struct) and "type" in l.fields for l in layers.items.flat))
+
+
+def _is_net(fields: Dict[str, Any]) -> bool:
+    return _looks_simplenn(fields) or layout.is_dagnn_mat(fields)
+
+
+def _to_python(variables: Dict[str, Any], ctx: Context) -> Dict[str, Any]:
+    if _is_net(variables):
+        # v7.3 files do not keep the variables' order: put a net's fields in MatConvNet's
+        first = [k for k in _NET_ORDER if k in variables]
+        variables = {k: variables[k] for k in first + [k for k in variables if k not in first]}
+        out = layout.net_to_python(variables, (), ctx)
+        check_net(out, ())
+        return out
+    out = {}
+    net = variables.get("net")
+    if isinstance(net, Struct) and net.is_scalar() and _is_net(_fields(net)):
+        out_net = layout.net_to_python(_fields(net), ("net",), ctx)
+        check_net(out_net, ("net",))
+    else:
+        out_net = None
+    for name, v in variables.items():
+        if name == "net" and out_net is not None:
+            out[name] = out_net
+        elif name == "state" and out_net is not None:
+            out[name] = layout.state_to_python(v, out_net, (name,), ctx)
+        else:
+            out[name] = to_python(v, (name,), ctx)
+    return out
+
+
 def _fields(s: Struct) -> dict:
     return s.items.flat[0]
+
+
+_KINDS = {"hdf5": "MAT v7.3 (HDF5)", "v5": "MAT v5/v7", "v4": "MAT v4"}
 
 
 def _read(path: str) -> Dict[str, Any]:
@@ -97,15 +172,21 @@ def _read(path: str) -> Dict[str, Any]:
             head = f.read(128)
             f.seek(0, os.SEEK_END)
             size = f.tell()
+            kind = _kind(head, size)
+            if kind == "v5":
+                f.seek(0)
+                data = f.read()
     except FileNotFoundError:
         raise FileNotFoundError(f"{path}: no such file") from None
     except IsADirectoryError:
         raise IsADirectoryError(f"{path}: is a directory, not a MAT file") from None
-    kind = _kind(head, size)
     if kind is None:
-        raise ValueError(f"{path}: not a MAT file (no MAT v5/v7.3 header and not a MAT v4 "
-                         f"file; {size} bytes starting {head[:16]!r})")
+        raise MatFileError(f"{path}: not a MAT file (no MAT v5/v7.3 header and not a MAT v4 "
+                           f"file; {size} bytes starting {head[:16]!r})")
     try:
+        if kind == "v5":
+            from . import _mat5
+            return _mat5.read(data)
         if kind == "hdf5":
             from . import _hdf5
             return _hdf5.read(path)
@@ -113,12 +194,14 @@ def _read(path: str) -> Dict[str, Any]:
     except ImportError as e:
         raise ImportError(f"{path}: reading this MAT {kind} file needs {e.name} "
                           f"(pip install {e.name})") from e
-    except (MemoryError, KeyboardInterrupt):
+    except Malformed as e:
+        raise MatFileError(f"{path}: cannot read this {_KINDS[kind]} file, it is corrupt or "
+                           f"truncated ({e})") from None
+    except (MemoryError, KeyboardInterrupt, RecursionError):
         raise
-    except Exception as e:
-        what = {"hdf5": "MAT v7.3 (HDF5)", "v5": "MAT v5/v7", "v4": "MAT v4"}[kind]
-        raise ValueError(f"{path}: cannot read this {what} file, it is corrupt or truncated "
-                         f"({type(e).__name__}: {e})") from e
+    except Exception as e:  # SciPy's v4 reader: any complaint means a damaged file
+        raise MatFileError(f"{path}: cannot read this {_KINDS[kind]} file, it is corrupt or "
+                           f"truncated ({type(e).__name__}: {e})") from e
 
 
 def _kind(head: bytes, size: int):
@@ -156,6 +239,7 @@ def _looks_v4(head: bytes) -> bool:
 
 
 def _read_scipy(path: str, kind: str) -> Dict[str, Any]:
+    """MAT v4 files (no networks; SciPy's reader of them is plain Python)."""
     import scipy.io as sio
 
     with warnings.catch_warnings():
