@@ -25,12 +25,13 @@ Only NumPy and :mod:`gzip` are used; nothing is printed.
 from __future__ import annotations
 
 import gzip
+import os
 from importlib import resources
 from typing import Tuple
 
 import numpy as np
 
-__all__ = ["load_mnist", "SPLITS"]
+__all__ = ["load_mnist", "SPLITS", "read_idx", "parse_idx"]
 
 SPLITS = ("train", "test")
 
@@ -45,18 +46,46 @@ def _read_gz(name: str) -> bytes:
             return g.read()
 
 
+# IDX element types (third byte of the magic number): code -> big-endian NumPy dtype
+_IDX_TYPES = {0x08: np.dtype(np.uint8), 0x09: np.dtype(np.int8), 0x0B: np.dtype(">i2"),
+              0x0C: np.dtype(">i4"), 0x0D: np.dtype(">f4"), 0x0E: np.dtype(">f8")}
+
+
+def parse_idx(raw: bytes, name: str = "IDX data") -> np.ndarray:
+    """Parse the bytes of an IDX file (LeCun's MNIST format): two zero bytes, a type code, the
+    number of dimensions, one big-endian int32 size per dimension, then the values in C order.
+    ``gzip``-compressed bytes are decompressed first."""
+    if raw[:2] == b"\x1f\x8b":
+        raw = gzip.decompress(raw)
+    if len(raw) < 4 or raw[:2] != b"\x00\x00" or raw[2] not in _IDX_TYPES:
+        raise ValueError(f"{name}: not an IDX file (magic bytes {raw[:4]!r})")
+    dtype, ndim = _IDX_TYPES[raw[2]], raw[3]
+    if len(raw) < 4 + 4 * ndim:
+        raise ValueError(f"{name}: IDX header truncated ({len(raw)} bytes for {ndim} sizes)")
+    shape = tuple(int(v) for v in np.frombuffer(raw, dtype=">i4", count=ndim, offset=4))
+    count = int(np.prod(shape))
+    data = np.frombuffer(raw, dtype=dtype, offset=4 + 4 * ndim)
+    if data.size != count:
+        raise ValueError(f"{name}: expected {count} values for shape {shape}, got {data.size}")
+    return data.reshape(shape).astype(dtype.newbyteorder("="), copy=False)
+
+
+def read_idx(path) -> np.ndarray:
+    """Read an IDX file (``train-images-idx3-ubyte``, optionally ``.gz``) into an array."""
+    with open(path, "rb") as f:
+        return parse_idx(f.read(), os.fspath(path))
+
+
 def _idx(name: str, magic: int, ndim: int) -> np.ndarray:
-    """Parse an IDX file: big-endian int32 magic, ``ndim`` int32 sizes, then uint8 data."""
+    """A bundled IDX file, checked to carry ``magic`` (type code and ``ndim``)."""
     raw = _read_gz(name)
-    header = np.frombuffer(raw, dtype=">i4", count=1 + ndim)
-    if int(header[0]) != magic:
-        raise ValueError(f"{name}: expected IDX magic number {magic}, got {int(header[0])}")
-    shape = tuple(int(s) for s in header[1:])
-    data = np.frombuffer(raw, dtype=np.uint8, offset=4 * (1 + ndim))
-    if data.size != int(np.prod(shape)):
-        raise ValueError(f"{name}: expected {int(np.prod(shape))} values for shape {shape}, "
-                         f"got {data.size}")
-    return data.reshape(shape)
+    found = int(np.frombuffer(raw, dtype=">i4", count=1)[0])
+    if found != magic:
+        raise ValueError(f"{name}: expected IDX magic number {magic}, got {found}")
+    data = parse_idx(raw, name)
+    if data.ndim != ndim:
+        raise ValueError(f"{name}: expected {ndim} dimensions, got shape {data.shape}")
+    return data
 
 
 def _load_train() -> Tuple[np.ndarray, np.ndarray]:
