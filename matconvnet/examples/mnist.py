@@ -33,36 +33,18 @@ import numpy as np
 import torch
 
 from ..dagnn import DagNN
-from ..dagnn.layers import Loss
 from ..data import load_mnist
 from ..models import cnn_mnist_init
 from ..simplenn import vl_simplenn
 from ..train import cnn_train, cnn_train_dag
+from ._common import non_negative as _non_negative
+from ._common import positive as _positive
+from ._common import with_error_layers
 
 __all__ = ["main", "parse_args", "get_imdb", "get_batch", "get_batch_dag", "evaluate",
            "learning_rates", "make_net"]
 
 EPOCHS = 20
-
-
-def _positive(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {v}")
-    return v
-
-
-def _non_negative(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not v >= 0:
-        raise argparse.ArgumentTypeError(f"expected a non-negative number, got {v}")
-    return v
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
@@ -142,11 +124,7 @@ def make_net(batch_norm: bool = False, dagnn: bool = False, seed: int = 0):
     net = cnn_mnist_init(batch_normalization=batch_norm, seed=seed)
     if not dagnn:
         return net
-    dag = DagNN.from_simplenn(net, canonical_names=True)
-    dag.add_layer("top1err", Loss(loss="classerror"), ["prediction", "label"], "error")
-    dag.add_layer("top5err", Loss(loss="topkerror", opts=["topK", 5]), ["prediction", "label"],
-                  "top5err")
-    return dag
+    return with_error_layers(DagNN.from_simplenn(net, canonical_names=True))
 
 
 def evaluate(net, imdb: Dict, indices, batch_size: int = 1000) -> float:

@@ -38,6 +38,7 @@ import torch
 
 from ..simplenn import vl_simplenn_tidy
 from ..train import cnn_train
+from ._common import positive as _positive
 
 __all__ = ["CLASSES", "draw_shape", "generate", "get_imdb", "get_batch", "toy_net", "main",
            "parse_args"]
@@ -143,16 +144,6 @@ def toy_net(seed: int = 0) -> dict:
               conv(3, 20), {"type": "softmaxloss"}]
     return vl_simplenn_tidy({"layers": layers, "meta": {"inputSize": [SIZE, SIZE, 1],
                                                         "classes": {"name": list(CLASSES)}}})
-
-
-def _positive(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {v}")
-    return v
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
