@@ -3,13 +3,14 @@
 One training step per contender, on the same batch of random images and labels, in the
 same process, interleaved:
 
-* **SimpleNN**: ``vl_simplenn(net, x, 1.0, res, conserve_memory=True)`` (as ``cnn_train``
-  calls it) and the momentum-SGD update of every weight with ``solvers.sgd_update`` /
-  ``average_update`` (bnorm moments), in place (``inplace=True``), exactly what ``cnn_train``
-  does per batch;
+* **SimpleNN**: ``vl_simplenn(net, x, 1.0, res, conserve_memory=True,
+  input_derivative=False)`` (as ``cnn_train`` calls it: no derivative with respect to the
+  images, which autograd does not compute either) and the momentum-SGD update of every
+  weight with ``solvers.sgd_update`` / ``average_update`` (bnorm moments), in place
+  (``inplace=True``), exactly what ``cnn_train`` does per batch;
 * **DagNN**: ``DagNN.from_simplenn(net)`` (ResNet-50: ``dagnn_models.resnet50``),
-  ``net.eval(inputs, {objective: 1})`` and the same update over ``net.params`` (as
-  ``cnn_train_dag``);
+  ``net.eval(inputs, {objective: 1})`` with ``net.input_derivatives = False`` and the same
+  update over ``net.params`` (as ``cnn_train_dag``);
 * **PyTorch**: the same graph written as an ``nn.Module`` (``F.conv2d``, ``F.max_pool2d`` /
   ``F.avg_pool2d``, ``F.relu``, ``F.dropout``, ``F.batch_norm(training=True)``,
   ``F.local_response_norm``, ``F.cross_entropy(reduction='sum') / N``) with the same
@@ -21,7 +22,8 @@ checked to give the same loss and gradients.  Peak memory: on CUDA
 ``torch.cuda.max_memory_allocated`` over the training steps minus the memory allocated before
 them; on the CPU each contender runs its steps alone in a fresh subprocess and the figure is
 its peak RSS (``VmHWM``, reset through ``/proc/self/clear_refs``) minus its RSS just before
-the first timed step (weights, batch, imports and one-time initialisation excluded).
+the first timed step (weights, batch, imports and one-time initialisation excluded), the
+median of ``--memory-runs`` (3) such subprocesses.
 
     python3 benchmarks/train_speed.py                      # CPU: mnist-lenet, cifar-lenet, cifar-nin
     python3 benchmarks/train_speed.py --models cifar-nin --batch 16 --iters 10
@@ -218,7 +220,8 @@ def make_contender(kind, model, device, batch, seed=0, drop_dropout=False):
         net["layers"][-1]["class"] = labels
 
         def step():
-            box["res"] = res = vl_simplenn(net, x, 1.0, box["res"], conserve_memory=True)
+            box["res"] = res = vl_simplenn(net, x, 1.0, box["res"], conserve_memory=True,
+                                           input_derivative=False)
             for i in range(len(net["layers"]) - 1, -1, -1):   # cnn_train's accumulate
                 l = net["layers"][i]
                 dzdw = res[i].get("dzdw") or []
@@ -243,6 +246,7 @@ def make_contender(kind, model, device, batch, seed=0, drop_dropout=False):
         return step, {"net": net, "res": box}
     if kind == "dagnn":
         net, state = dag, {}
+        net.input_derivatives = False   # as cnn_train_dag trains
         inputs = {image: x, "label": labels}
         one = {objective: torch.tensor(1.0, device=device)}
 
@@ -410,17 +414,20 @@ def peak_memory_child(model, kind, device, batch, steps):
     return (_status_kb("VmHWM") - base) / 1024
 
 
-def peak_memory(model, device, batch, steps, threads):
-    out = {}
-    for kind in CONTENDERS:
-        cmd = [sys.executable, __file__, "--_memory-child", f"{model}:{kind}", "--device",
-               device.type, "--batch", f"{model}={batch}", "--threads", str(threads),
-               "--iters", str(steps)]
-        r = subprocess.run(cmd, capture_output=True, text=True)
-        if r.returncode != 0:
-            raise RuntimeError(f"memory child {model}:{kind} failed:\n{r.stderr[-2000:]}")
-        out[kind] = json.loads(r.stdout.strip().splitlines()[-1])
-    return out
+def peak_memory(model, device, batch, steps, threads, runs=3):
+    """Median over ``runs`` fresh subprocesses per contender, interleaved (the peak RSS
+    of one run moves by a few MiB with the C allocator's state)."""
+    samples = {kind: [] for kind in CONTENDERS}
+    for _ in range(runs):
+        for kind in CONTENDERS:
+            cmd = [sys.executable, __file__, "--_memory-child", f"{model}:{kind}", "--device",
+                   device.type, "--batch", f"{model}={batch}", "--threads", str(threads),
+                   "--iters", str(steps)]
+            r = subprocess.run(cmd, capture_output=True, text=True)
+            if r.returncode != 0:
+                raise RuntimeError(f"memory child {model}:{kind} failed:\n{r.stderr[-2000:]}")
+            samples[kind].append(json.loads(r.stdout.strip().splitlines()[-1]))
+    return {kind: None if None in v else statistics.median(v) for kind, v in samples.items()}
 
 
 # ----------------------------------------------------------------------------- main
@@ -450,6 +457,8 @@ def main(argv=None):
                     help="timed steps per contender (CPU default 12; CUDA 20)")
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--memory-steps", type=int, default=2, help="steps in each memory child")
+    ap.add_argument("--memory-runs", type=int, default=3,
+                    help="memory children per contender (the median is reported)")
     ap.add_argument("--threads", type=int, default=None, help="torch threads (CPU)")
     ap.add_argument("--no-memory", action="store_true", help="skip the peak-memory column")
     ap.add_argument("--no-check", action="store_true", help="skip the equivalence check")
@@ -486,7 +495,8 @@ def main(argv=None):
         if not a.no_check:
             check(m, device, b)
         speed = time_model(m, device, b, iters, a.warmup)
-        mem = None if a.no_memory else peak_memory(m, device, b, a.memory_steps, threads)
+        mem = None if a.no_memory else peak_memory(m, device, b, a.memory_steps, threads,
+                                                   a.memory_runs)
         rows.append((m, b, speed, mem))
         print(f"# {m}: done", file=sys.stderr, flush=True)
 
@@ -494,7 +504,8 @@ def main(argv=None):
         f"CPU, {threads} threads"
     print(f"Training images/s, {dev}, torch {torch.__version__}; median of {iters} interleaved "
           f"steps after {a.warmup} warm-up; peak memory MiB above the pre-training level "
-          f"({'max_memory_allocated' if device.type == 'cuda' else 'peak RSS (VmHWM), one subprocess each'}).\n")
+          f"({'max_memory_allocated' if device.type == 'cuda' else 'peak RSS (VmHWM)'}, median of "
+          f"{a.memory_runs} subprocesses each).\n")
     print("| model | batch | SimpleNN im/s | DagNN im/s | PyTorch im/s | SimpleNN/PyTorch "
           "| DagNN/PyTorch | target | peak mem MiB (SimpleNN / DagNN / PyTorch) "
           "| paper im/s (manual Table 1.1: batch; CPU / GPU / CuDNN) |")

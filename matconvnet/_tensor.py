@@ -14,6 +14,7 @@ Option helpers return plain tuples and raise uniform messages, for example
 from __future__ import annotations
 
 import numbers
+import weakref
 from typing import Any, Optional, Sequence, Tuple, Union
 
 import numpy as np
@@ -115,8 +116,8 @@ class Call:
 
     def out(self, *ts: Optional[torch.Tensor]):
         """Convert results back to the caller's kind; one result is returned bare."""
-        if self.numpy:
-            ts = tuple(None if t is None else t.detach().cpu().numpy() for t in ts)
+        if self.numpy:   # C-ordered arrays, whatever layout the kernels computed in
+            ts = tuple(None if t is None else t.detach().cpu().contiguous().numpy() for t in ts)
         return ts[0] if len(ts) == 1 else ts
 
 
@@ -219,3 +220,25 @@ def expect_shape(t: torch.Tensor, name: str, shape: Sequence[int], what: str = "
     if tuple(t.shape) != tuple(shape):
         extra = f" ({what})" if what else ""
         raise ValueError(f"{name}: expected shape {tuple(shape)}{extra}, got {tuple(t.shape)}")
+
+
+class TensorSpec:
+    """What a backward call reads of a tensor whose values it does not need (pooling's
+    input, given the switches): its shape, dtype and device.  The wrappers keep one in
+    place of the tensor, to free the tensor early, and hand the block :meth:`stand_in`."""
+
+    __slots__ = ("shape", "dtype", "device", "_ref")
+
+    def __init__(self, t: torch.Tensor):
+        self.shape, self.dtype, self.device = tuple(t.shape), t.dtype, t.device
+        self._ref = weakref.ref(t)
+
+    def describes(self, t: Optional[torch.Tensor]) -> bool:
+        """Whether ``t`` is the tensor this was taken from (None: it was freed since)."""
+        return t is None or self._ref() is t
+
+    def stand_in(self) -> torch.Tensor:
+        """A tensor of that shape, dtype and device with no memory behind it (one element
+        repeated by zero strides): never to be read, let alone written."""
+        return torch.empty((1,) * len(self.shape), dtype=self.dtype,
+                           device=self.device).expand(self.shape)

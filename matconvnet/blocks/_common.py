@@ -55,6 +55,44 @@ def crop_hw(t: torch.Tensor, pad: Tuple[int, int, int, int]) -> torch.Tensor:
     return t[..., top:h - bottom, left:w - right]
 
 
+_ONEDNN_DTYPES = (torch.float32, torch.bfloat16)
+
+
+def channels_last(t: torch.Tensor) -> torch.Tensor:
+    """``t`` (N x C x H x W) stored channels-last: channels innermost in memory.
+
+    A tensor whose layout is ambiguous (one channel, or 1 x 1 planes) is given the
+    canonical channels-last strides, as a view of the same memory, so that PyTorch's kernels
+    (which take an ambiguous layout for the default one) see it as channels-last and
+    return channels-last results."""
+    t = t.contiguous(memory_format=torch.channels_last)
+    n, c, h, w = t.shape
+    strides = (h * w * c, 1, w * c, c)
+    if t.stride() != strides:
+        t = t.as_strided(t.shape, strides, t.storage_offset())
+    return t
+
+
+def onednn_layout(t: torch.Tensor) -> torch.Tensor:
+    """``t`` in the layout the CPU convolution kernels run fastest on: channels-last for the
+    float32/bfloat16 tensors that oneDNN computes, as it is otherwise.  Convolutions and
+    pooling of channels-last inputs return channels-last outputs, so that a chain of
+    blocks converts once, at its input; values are the same, only the strides differ."""
+    if t.device.type == "cpu" and t.dtype in _ONEDNN_DTYPES and t.dim() == 4 \
+            and torch.backends.mkldnn.is_available() and torch.backends.mkldnn.enabled:
+        return channels_last(t)
+    return t
+
+
+def memory_format_of(t: torch.Tensor):
+    """``torch.channels_last`` for a tensor stored channels-last and not also contiguous,
+    else ``torch.contiguous_format``."""
+    if t.dim() == 4 and t.is_contiguous(memory_format=torch.channels_last) \
+            and not t.is_contiguous():
+        return torch.channels_last
+    return torch.contiguous_format
+
+
 def cudnn_flag(enabled: bool):
     """Context that switches cuDNN for one call (MatConvNet's ``Cudnn`` / ``NoCudnn``)."""
     if enabled:

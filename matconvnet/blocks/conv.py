@@ -11,7 +11,8 @@ import torch
 import torch.nn.functional as F
 
 from .. import _tensor as T
-from ._common import crop_hw, cudnn_flag, is_symmetric, torch_pad, window_output_size
+from ._common import (crop_hw, cudnn_flag, is_symmetric, memory_format_of, onednn_layout,
+                      torch_pad, window_output_size)
 
 __all__ = ["vl_nnconv"]
 
@@ -44,6 +45,11 @@ def vl_nnconv(x: T.Array, f: Optional[T.Array], b: Optional[T.Array] = None,
 
     ``dzdx, dzdf, dzdb`` have the shapes of ``x, f, b``; each is ``None`` when the corresponding
     input is empty/None or its ``no_der_*`` option is set.
+
+    Layout: on the CPU, float32 and bfloat16 data are convolved channels-last (oneDNN's
+    fastest layout): ``y`` and ``dzdx`` come back channels-last strided and ``dzdf`` in the
+    kernel's layout -- the same values, only the memory order differs (NumPy results are
+    C-ordered).  A chain of blocks then converts once, at its input.
 
     Call forms::
 
@@ -130,8 +136,9 @@ def vl_nnconv(x: T.Array, f: Optional[T.Array], b: Optional[T.Array] = None,
 def _forward(x, f, b, pad, stride, dilate, groups):
     bias = None if b is None else b.reshape(-1)
     if is_symmetric(pad):
-        return F.conv2d(x, f, bias, stride, (pad[0], pad[2]), dilate, groups)
-    return F.conv2d(F.pad(x, torch_pad(pad)), f, bias, stride, 0, dilate, groups)
+        return F.conv2d(onednn_layout(x), f, bias, stride, (pad[0], pad[2]), dilate, groups)
+    return F.conv2d(onednn_layout(F.pad(x, torch_pad(pad))), f, bias, stride, 0, dilate,
+                    groups)
 
 
 def _backward(x, f, dzdy, pad, stride, dilate, groups, need):
@@ -139,10 +146,10 @@ def _backward(x, f, dzdy, pad, stride, dilate, groups, need):
     xp = x if symmetric else F.pad(x, torch_pad(pad))
     padding = (pad[0], pad[2]) if symmetric else (0, 0)
     dzdx, dzdf, dzdb = torch.ops.aten.convolution_backward(
-        dzdy, xp, f, [f.shape[0]], list(stride), list(padding), list(dilate), False, [0, 0],
-        groups, list(need))
+        onednn_layout(dzdy), onednn_layout(xp), f, [f.shape[0]], list(stride), list(padding),
+        list(dilate), False, [0, 0], groups, list(need))
     if dzdx is not None and not symmetric:
-        dzdx = crop_hw(dzdx, pad).contiguous()
+        dzdx = crop_hw(dzdx, pad).contiguous(memory_format=memory_format_of(dzdx))
     return dzdx, dzdf, dzdb
 
 

@@ -27,7 +27,8 @@ def vl_nndropout(x: T.Array, dzdy: Optional[T.Array] = None, *, rate: float = 0.
     from torch's generator for x's device (seed with ``torch.manual_seed``).
 
     Shapes: any; ``y``, ``mask`` and ``dzdx`` have x's shape (``mask`` also its dtype and
-    device).
+    device; ``y`` and ``dzdx`` the memory layout of ``x`` and ``dzdy``, e.g. channels-last).
+    The uniform numbers are drawn in x's index order, whatever its layout.
 
     Call forms::
 
@@ -65,11 +66,16 @@ def vl_nndropout(x: T.Array, dzdy: Optional[T.Array] = None, *, rate: float = 0.
         T.expect_shape(mask, "mask", x.shape, "the shape of x")
         dzdy = call.tensor(dzdy, "dzdy")
         T.expect_shape(dzdy, "dzdy", x.shape, "the shape of x")
-        return call.out(mask * dzdy)
+        return call.out(_times(mask, dzdy))
     if mask is not None:
         mask = call.tensor(mask, "mask")
         T.expect_shape(mask, "mask", x.shape, "the shape of x")
-        return call.out(mask * x)
-    keep = torch.rand(x.shape, device=x.device) >= rate
-    mask = keep.to(x.dtype) * (1.0 / (1.0 - rate))
-    return call.out(mask * x, mask)
+        return call.out(_times(mask, x))
+    # [u >= rate] / (1 - rate), computed in u's memory (u is drawn in x's index order)
+    mask = torch.rand(x.shape, device=x.device).ge_(rate).to(x.dtype).mul_(1.0 / (1.0 - rate))
+    return call.out(_times(mask, x), mask)
+
+
+def _times(mask, t):
+    """``mask * t`` stored like ``t`` (which may be channels-last), whatever mask's layout."""
+    return torch.mul(mask, t, out=torch.empty_like(t))

@@ -53,6 +53,9 @@ def _key(name: str) -> str:
     return name.replace("_", "").lower()
 
 
+_LOOKUP = {block: {_key(k): k for k in allowed} for block, (allowed, _) in _BLOCK_KEYWORDS.items()}
+
+
 def block_options(opts: Any, block: str) -> Dict[str, Any]:
     """A layer's ``opts`` as keyword arguments of ``block`` ('conv', 'convt', 'pool',
     'bnorm', 'loss', 'pdist', 'relu').
@@ -65,8 +68,10 @@ def block_options(opts: Any, block: str) -> Dict[str, Any]:
     ignore them (e.g. ``CudnnWorkspaceLimit``).
     """
     allowed, strict = _BLOCK_KEYWORDS[block]
-    lookup = {_key(k): k for k in allowed}
     out: Dict[str, Any] = {}
+    if _is_empty(opts):   # the common case, on every call of a layer: no work
+        return out
+    lookup = _LOOKUP[block]
 
     def put(name: Any, value: Any) -> None:
         if not isinstance(name, str):
@@ -79,8 +84,6 @@ def block_options(opts: Any, block: str) -> Dict[str, Any]:
             return
         out[k] = value
 
-    if _is_empty(opts):
-        return out
     if isinstance(opts, Mapping):
         for name, value in opts.items():
             put(name, value)

@@ -5,14 +5,15 @@ The formula, shapes, call forms, options and an example are in the docstring of
 """
 from __future__ import annotations
 
+import weakref
 from typing import Optional
 
 import torch
 import torch.nn.functional as F
 
 from .. import _tensor as T
-from ._common import (check_pool_pad, crop_hw, cudnn_flag, is_symmetric, torch_pad,
-                      window_output_size)
+from ._common import (channels_last, check_pool_pad, crop_hw, cudnn_flag, is_symmetric,
+                      memory_format_of, torch_pad, window_output_size)
 
 __all__ = ["vl_nnpool"]
 
@@ -57,7 +58,13 @@ def vl_nnpool(x: T.Array, pool, dzdy: Optional[T.Array] = None, *, method: str =
     selected maximum in its padded input plane of ``(H + P_t + P_b) x (W + P_l + P_r)``, or -1
     where the window passes no derivative.  They belong to that ``x`` and those options; the
     wrappers keep them between their forward and backward passes.  Average pooling has no
-    switches (``None``).
+    switches (``None``).  Given the switches, and for average pooling, the backward call
+    reads only the shape, dtype and device of ``x``, not its values (the wrappers use this
+    to free ``x`` early).
+
+    Layout: on the CPU the pooling runs on channels-last data (PyTorch's faster kernels
+    there), and ``y``, the switches and ``dzdx`` come back channels-last strided -- the same
+    N x C x H x W values, only the memory order differs (NumPy results are C-ordered).
 
     Options:
 
@@ -170,67 +177,141 @@ def _pad_input(x, geom, value):
 def _pooling_layout(t):
     """PyTorch's CPU max pooling is several times faster on channels-last tensors."""
     if t.device.type == "cpu":
-        return t.contiguous(memory_format=torch.channels_last)
+        return channels_last(t)
     return t.contiguous()
 
 
 def _max_forward(x, geom):
-    xp = _pad_input(_pooling_layout(x), geom, float("-inf"))  # padding keeps the layout
-    return F.max_pool2d(xp, geom.pool, geom.stride, geom.padding,
-                        ceil_mode=geom.ceil).contiguous()
+    xp = _pooling_layout(_pad_input(x, geom, float("-inf")))
+    return F.max_pool2d(xp, geom.pool, geom.stride, geom.padding, ceil_mode=geom.ceil)
 
 
 def _max_switches(x, geom):
     """The switches (see the module docstring) of max pooling ``x``."""
-    # PyTorch's kernels take the first maximum in row-major window order, MatConvNet's in
-    # column-major order: choose the maxima on the H <-> W transposed image, then translate
-    # their indices back to the original plane.
     return _switches_and_output(x, geom)[0]
 
 
 def _max_forward_switches(x, geom):
-    idx, yt, finite = _switches_and_output(x, geom)
-    y = yt.transpose(2, 3).contiguous()
+    idx, y, finite = _switches_and_output(x, geom)
     if not finite:   # the forward output keeps NaN (see the module docstring)
         y = _max_forward(x, geom)
     return y, idx
 
 
 def _switches_and_output(x, geom):
-    """(switches, the transposed output, whether it was all finite)."""
-    gt = geom.transposed()
-    xt = _pad_input(_pooling_layout(x.transpose(2, 3)), gt, float("-inf"))
-    args = (list(gt.pool), list(gt.stride), list(gt.padding), [1, 1], gt.ceil)
-    yt, idx = _aten.max_pool2d_with_indices(xt, *args)
-    finite = bool(yt.sum().isfinite())
-    dead = None
-    if not finite:
+    """(switches, the output with -inf for NaN, whether the output was all finite)."""
+    xp = _pooling_layout(_pad_input(x, geom, float("-inf")))
+    y, idx = _first_max_column_major(xp, geom)
+    finite = bool(y.sum().isfinite())
+    if finite:
+        _remember_complete(idx)
+    else:
         # Rare: MatConvNet never selects NaN, and windows holding only -inf/NaN get no
         # derivative; PyTorch would route to the NaN or to the window's first element.
-        xt = xt.masked_fill(xt.isnan(), float("-inf"))
-        yt, idx = _aten.max_pool2d_with_indices(xt, *args)
-        dead = (yt == float("-inf")).transpose(2, 3)
-    pw, ph = xt.shape[2:]        # the pooled plane, transposed: index = col * ph + row
-    to_original = torch.arange(ph * pw, device=idx.device).view(ph, pw).t().reshape(-1)
-    # a lookup beats int64 div/mod; gathering through the transposed view makes the result
-    # contiguous in the original orientation, as the backward kernel wants it
-    idx = torch.take(to_original, idx.transpose(2, 3))
-    if dead is not None:
-        idx = idx.masked_fill(dead, -1)
-    return idx, yt, finite
+        y, idx = _first_max_column_major(xp.masked_fill(xp.isnan(), float("-inf")), geom)
+        idx = idx.masked_fill(y == float("-inf"), -1)
+    return idx, y, finite
+
+
+# Switches computed here from an all-finite output select an element in every window (no
+# -1), which spares the backward pass a scan of them; keyed by id, dropped with the tensor.
+_COMPLETE: dict = {}
+
+
+def _remember_complete(idx) -> None:
+    key = id(idx)
+    _COMPLETE[key] = weakref.ref(idx, lambda _, key=key: _COMPLETE.pop(key, None))
+
+
+def _known_complete(idx) -> bool:
+    ref = _COMPLETE.get(id(idx))
+    return ref is not None and ref() is idx
+
+
+def _first_max_column_major(xp, geom):
+    """Max pooling of ``xp`` (padded as ``geom`` says) and the index of the first maximum
+    of each window in MatConvNet's column-major scan order.
+
+    PyTorch's kernels keep the first maximum in row-major window order.  Pooling in two
+    separable passes gives column-major order with those kernels: the first pass, down the
+    rows (``PH x 1`` windows), keeps the topmost maximum of each column of the window; the
+    second, across the columns (``1 x PW``), the leftmost column holding the window's
+    maximum.  The switches are the first pass's indices picked by the second's.
+
+    On the CPU the images go through in groups whose intermediate results stay small
+    (``_GROUP_BYTES``): they are reused from the cache rather than written to and read back
+    from memory, and the peak memory grows by little more than the outputs."""
+    (ph, pw), (sh, sw), (pt, pl) = geom.pool, geom.stride, geom.padding
+    first = ([ph, 1], [sh, 1], [pt, 0], [1, 1], geom.ceil)
+    second = ([1, pw], [1, sw], [0, pl], [1, 1], geom.ceil)
+    n, c, h, w = xp.shape
+    yh, yw = geom.out
+    per_image = yh * w * c * (xp.element_size() + 8)   # the first pass's values and indices
+    group = n if xp.device.type != "cpu" else max(1, _GROUP_BYTES // max(per_image, 1))
+    if group >= n:
+        cols, rows_idx = _aten.max_pool2d_with_indices(xp, *first)
+        y, col_idx = _aten.max_pool2d_with_indices(cols, *second)
+        del cols
+        return y, _pick(rows_idx, col_idx)
+    fmt = memory_format_of(xp)
+    y = torch.empty((n, c, yh, yw), dtype=xp.dtype, device=xp.device, memory_format=fmt)
+    idx = torch.empty((n, c, yh, yw), dtype=torch.int64, device=xp.device, memory_format=fmt)
+    # one set of intermediate buffers, reused by every group
+    cols = torch.empty((group, c, yh, w), dtype=xp.dtype, device=xp.device, memory_format=fmt)
+    rows_idx = torch.empty_like(cols, dtype=torch.int64)
+    col_idx = torch.empty_like(y[:group], dtype=torch.int64)
+    for a in range(0, n, group):
+        b = min(a + group, n)
+        _aten.max_pool2d_with_indices.out(xp[a:b], *first, out=cols[:b - a],
+                                          indices=rows_idx[:b - a])
+        _aten.max_pool2d_with_indices.out(cols[:b - a], *second, out=y[a:b],
+                                          indices=col_idx[:b - a])
+        _pick(rows_idx[:b - a], col_idx[:b - a], out=idx[a:b])
+    return y, idx
+
+
+_GROUP_BYTES = 1 << 21   # the first pass's results for one group of images
+
+
+def _pick(values, index, out=None):
+    """``values[n, c].flatten()[index[n, c]]`` for every plane, in ``index``'s layout (or
+    written to ``out``, laid out like ``index``)."""
+    n, c = index.shape[:2]
+    if index.is_contiguous(memory_format=torch.channels_last) and not index.is_contiguous():
+        # channels innermost: gather along the flattened plane of N x (H W) x C views
+        v = values.permute(0, 2, 3, 1).reshape(n, -1, c)
+        dest = None if out is None else out.permute(0, 2, 3, 1).view(n, -1, c)
+        res = torch.gather(v, 1, index.permute(0, 2, 3, 1).reshape(n, -1, c), out=dest)
+        return res.view(n, index.shape[2], index.shape[3], c).permute(0, 3, 1, 2)
+    dest = None if out is None else out.view(n, c, -1)
+    res = torch.gather(values.reshape(n, c, -1), 2, index.reshape(n, c, -1), out=dest)
+    return res.view(index.shape)
 
 
 def _max_backward(x, dzdy, geom, switches):
+    if not _known_complete(switches) and bool((switches < 0).any()):
+        dead = switches < 0
+        dzdy = dzdy.masked_fill(dead, 0)
+        switches = switches.masked_fill(dead, 0)
+    fmt = memory_format_of(switches)   # one layout for all, so that the kernel converts none
+    dzdxp = _input_plane(x, geom, fmt)
+    _aten.max_pool2d_with_indices_backward.grad_input(
+        dzdy.contiguous(memory_format=fmt), dzdxp, list(geom.pool), list(geom.stride),
+        list(geom.padding), [1, 1], geom.ceil, switches, grad_input=dzdxp)
+    return dzdxp if geom.native else crop_hw(dzdxp, geom.pad).contiguous(memory_format=fmt)
+
+
+def _input_plane(x, geom, fmt):
+    """A new tensor for the derivative with respect to the (padded) input plane.
+
+    PyTorch's pooling backward kernels read of their input only its shape and layout (and
+    clear the derivative before they accumulate into it), so the new tensor stands for the
+    input as well: the backward call reads nothing of ``x`` but its shape, dtype and
+    device, and the wrappers may hand it a stand-in with no memory behind it."""
     n, c, h, w = x.shape
-    if bool((switches < 0).any()):
-        dzdy = dzdy.masked_fill(switches < 0, 0)
-        switches = switches.clamp(min=0)
-    p = geom.pad
-    plane = x if geom.native else x.new_empty((n, c, h + p[0] + p[1], w + p[2] + p[3]))
-    dzdxp = _aten.max_pool2d_with_indices_backward(
-        dzdy, plane, list(geom.pool), list(geom.stride), list(geom.padding), [1, 1], geom.ceil,
-        switches)
-    return dzdxp if geom.native else crop_hw(dzdxp, geom.pad).contiguous()
+    p = geom.pad if not geom.native else (0, 0, 0, 0)
+    return torch.empty((n, c, h + p[0] + p[1], w + p[2] + p[3]), dtype=x.dtype,
+                       device=x.device, memory_format=fmt)
 
 
 def _clipped_area(x, geom):
@@ -253,13 +334,14 @@ def _avg_forward(x, geom):
 
 
 def _avg_backward(x, dzdy, geom):
+    fmt = memory_format_of(dzdy)
+    dzdy = dzdy.contiguous(memory_format=fmt)
+    dzdxp = _input_plane(x, geom, fmt)
     if geom.native:
-        return _aten.avg_pool2d_backward(dzdy, x, list(geom.pool), list(geom.stride),
-                                         list(geom.padding), geom.ceil, False, None)
-    n, c, h, w = x.shape
-    p = geom.pad
-    xp_shape = (n, c, h + p[0] + p[1], w + p[2] + p[3])
+        return _aten.avg_pool2d_backward.grad_input(
+            dzdy, dzdxp, list(geom.pool), list(geom.stride), list(geom.padding), geom.ceil,
+            False, None, grad_input=dzdxp)
     g = dzdy / _clipped_area(x, geom)
-    dzdxp = _aten.avg_pool2d_backward(g, x.new_empty(xp_shape), list(geom.pool),
-                                      list(geom.stride), [0, 0], False, True, 1)
-    return crop_hw(dzdxp, p).contiguous()
+    _aten.avg_pool2d_backward.grad_input(g, dzdxp, list(geom.pool), list(geom.stride),
+                                         [0, 0], False, True, 1, grad_input=dzdxp)
+    return crop_hw(dzdxp, geom.pad).contiguous(memory_format=fmt)

@@ -13,8 +13,11 @@ from .. import _tensor as T
 
 __all__ = ["vl_nnrelu"]
 
+_aten = torch.ops.aten
 
-def vl_nnrelu(x: T.Array, dzdy: Optional[T.Array] = None, *, leak: float = 0.0):
+
+def vl_nnrelu(x: T.Array, dzdy: Optional[T.Array] = None, *, leak: float = 0.0,
+              inplace: bool = False):
     r"""vl_nnrelu: rectified linear unit, optionally leaky.
 
     Formula (manual 4.4 and 6.4.1), elementwise::
@@ -37,6 +40,9 @@ def vl_nnrelu(x: T.Array, dzdy: Optional[T.Array] = None, *, leak: float = 0.0):
     Options:
 
     * ``leak``: 0; the slope for ``x <= 0`` (MatConvNet's ``'leak'``).
+    * ``inplace``: False; True writes the result over the data it is computed from (``x`` in
+      the forward call, ``dzdy`` in the backward call) and returns that array: for callers
+      that discard it (the wrappers, under ``conserve_memory``), to save an allocation.
 
     Example::
 
@@ -53,10 +59,12 @@ def vl_nnrelu(x: T.Array, dzdy: Optional[T.Array] = None, *, leak: float = 0.0):
     leak = T.real(leak, "leak")
     if dzdy is None:
         if leak == 0:
-            return call.out(torch.relu(x))
-        return call.out(torch.where(x > 0, x, x * leak))
+            return call.out(torch.relu_(x) if inplace else torch.relu(x))
+        return call.out(torch.where(x > 0, x, x * leak, out=x if inplace else None))
     dzdy = call.tensor(dzdy, "dzdy")
     T.expect_shape(dzdy, "dzdy", x.shape, "the shape of x")
     if leak == 0:
-        return call.out(torch.ops.aten.threshold_backward(dzdy, x, 0))
-    return call.out(torch.where(x > 0, dzdy, dzdy * leak))
+        if inplace:
+            return call.out(_aten.threshold_backward.grad_input(dzdy, x, 0, grad_input=dzdy))
+        return call.out(_aten.threshold_backward(dzdy, x, 0))
+    return call.out(torch.where(x > 0, dzdy, dzdy * leak, out=dzdy if inplace else None))

@@ -16,7 +16,11 @@ mode (chapter 2; no autograd)::
 Options (attributes): ``mode`` ('normal' or 'test'), ``conserve_memory`` (default True:
 a value is freed as soon as no layer needs it, a derivative once used; precious variables
 keep theirs; after a forward pass only the outputs keep values, after a backward pass only
-the inputs), ``accumulate_param_ders`` (add parameter derivatives to
+the inputs), ``input_derivatives`` (default True; False skips the derivatives of the
+network's input variables, those no layer computes, which training never reads: their
+``der`` stays None, Conv and ConvTranspose layers reading them skip their data derivative,
+and a layer without parameters whose inputs are all network inputs is not backpropagated),
+``accumulate_param_ders`` (add parameter derivatives to
 those of the previous call instead of overwriting them), ``parameter_server`` and
 ``hold_on`` (push each parameter derivative as soon as it is complete).
 """
@@ -91,11 +95,17 @@ class DagNN:
         # backward pass would otherwise recompute (max pooling's switches)
         self.computing_derivatives = False
         self.accumulate_param_ders = False
+        self.input_derivatives = True
         self.parameter_server = None
         self.hold_on = False
         self.device = torch.device("cpu")
         self.execution_order: List[int] = []
+        self._producer: Dict[int, int] = {}   # var index -> the one layer writing it
+        self._readers: Dict[int, List[int]] = {}   # var index -> the layers reading it
+        # state of the eval in progress, for _input_disposable / _output_der_disposable
+        self._pending: Optional[List[int]] = None
         self._backward_reads: set = set()
+        self._owned_ders: set = set()
 
     # ------------------------------------------------------------------ mode
     @property
@@ -241,8 +251,12 @@ class DagNN:
                 self.params[p].fanout += 1
             l.block.layer_index = i
         self.execution_order = self._order()
-        self._backward_reads = {i for l in self.layers if getattr(l.block, "backward_needs_inputs", True)
-                                for i in l.input_indexes}
+        self._producer = {i: li for li, l in enumerate(self.layers) for i in l.output_indexes
+                          if self.vars[i].fanin == 1}
+        self._readers = {}
+        for li, l in enumerate(self.layers):
+            for i in set(l.input_indexes):
+                self._readers.setdefault(i, []).append(li)
 
     def _order(self) -> List[int]:
         producers: Dict[int, List[int]] = {}
@@ -288,6 +302,17 @@ class DagNN:
                 raise ValueError(f"inputs: no variable called {name!r}")
             self.vars[i].value = value
         pending = [v.fanout for v in self.vars]
+        self._pending = pending
+        self._backward_reads = self._reads_backward() if computing_der else set()
+        try:
+            self._forward_pass(pending, computing_der)
+            if computing_der:
+                self._backward_pass(der_outputs)
+        finally:
+            self._pending = None
+            self._owned_ders = set()
+
+    def _forward_pass(self, pending, computing_der) -> None:
         for li in self.execution_order:
             l = self.layers[li]
             ins = [self.vars[i].value for i in l.input_indexes]
@@ -307,8 +332,12 @@ class DagNN:
                         and (not computing_der or not self._needed_backward(i)):
                     v.value = None
             l.forward_time = time.perf_counter() - start
-        if not computing_der:
-            return
+
+    def _backward_pass(self, der_outputs) -> None:
+        if not self.input_derivatives:
+            for v in self.vars:      # none computed: leave none from an earlier call
+                if v.fanin == 0:
+                    v.der = None
         for name, der in der_outputs:
             i = self.get_var_index(name)
             if i is None:
@@ -316,35 +345,58 @@ class DagNN:
             self.vars[i].der = der
         var_refs = [0] * len(self.vars)
         param_refs = [0] * len(self.params)
+        skip_inputs = not self.input_derivatives
         for li in reversed(self.execution_order):
             l = self.layers[li]
             ders = [self.vars[i].der for i in l.output_indexes]
             if all(d is None for d in ders):
                 continue
-            outs = [self.vars[i].value for i in l.output_indexes]
-            if any(d is None for d in ders):
-                ders = [torch.zeros_like(y) if d is None and y is not None else d
-                        for d, y in zip(ders, outs)]
             start = time.perf_counter()
-            ins = [self.vars[i].value for i in l.input_indexes]
-            try:
-                der_ins, der_params = l.block.backward(
-                    ins, [self.params[p].value for p in l.param_indexes], ders, outputs=outs)
-            except (ValueError, TypeError) as e:
-                raise type(e)(f"layer {l.name!r} ({l.block.type_name}) backward: {e}") from e
-            if len(der_ins) != len(l.input_indexes):
-                raise ValueError(f"layer {l.name!r}: invalid derivatives returned by layer "
-                                 f"({len(der_ins)} for {len(l.input_indexes)} inputs)")
+            if any(d is None for d in ders):
+                ders = [torch.zeros_like(v.value) if d is None and v.value is not None else d
+                        for d, v in zip(ders, (self.vars[i] for i in l.output_indexes))]
+            if self.conserve_memory and not l.block.backward_needs_outputs():
+                for i in l.output_indexes:   # freed after this layer anyway: free them before
+                    if not self.vars[i].precious:
+                        self.vars[i].value = None
+            wanted = [not skip_inputs or self.vars[i].fanin > 0 for i in l.input_indexes]
+            if not l.param_indexes and not any(wanted):
+                der_ins = [None] * len(l.input_indexes)   # nothing this pass would use
+                der_params = []
+            else:
+                outs = [self.vars[i].value for i in l.output_indexes]
+                ins = [self.vars[i].value for i in l.input_indexes]
+                try:
+                    der_ins, der_params = l.block.backward(
+                        ins, [self.params[p].value for p in l.param_indexes], ders,
+                        outputs=outs)
+                except (ValueError, TypeError) as e:
+                    raise type(e)(f"layer {l.name!r} ({l.block.type_name}) backward: {e}") \
+                        from e
+                if len(der_ins) != len(l.input_indexes):
+                    raise ValueError(f"layer {l.name!r}: invalid derivatives returned by layer "
+                                     f"({len(der_ins)} for {len(l.input_indexes)} inputs)")
+                if skip_inputs:
+                    der_ins = [d if w else None for d, w in zip(der_ins, wanted)]
             if self.conserve_memory:
                 for i in l.output_indexes:
                     if not self.vars[i].precious:
                         self.vars[i].value = None
                         self.vars[i].der = None
+            fresh = bool(der_ins) and l.block.fresh_input_ders()
             for i, d in zip(l.input_indexes, der_ins):
                 if d is None:
                     continue
                 v = self.vars[i]
-                v.der = d if var_refs[i] == 0 or v.der is None else v.der + d
+                if var_refs[i] == 0 or v.der is None:
+                    v.der = d
+                    if fresh:
+                        self._owned_ders.add(i)
+                    else:
+                        self._owned_ders.discard(i)
+                else:
+                    v.der = v.der + d
+                    self._owned_ders.add(i)
                 var_refs[i] += 1
             for p, d in zip(l.param_indexes, der_params or []):
                 if d is None:
@@ -361,9 +413,60 @@ class DagNN:
                     prm.der = None
             l.backward_time = time.perf_counter() - start
 
+    def _input_der_wanted(self, layer_index: int, k: int) -> bool:
+        """Whether the backward pass uses the derivative of input ``k`` of layer
+        ``layer_index`` (False only for a network input with ``input_derivatives`` off)."""
+        if self.input_derivatives:
+            return True
+        return self.vars[self.layers[layer_index].input_indexes[k]].fanin > 0
+
     def _needed_backward(self, var_index: int) -> bool:
-        """Whether a layer reading this variable needs its value to backpropagate."""
+        """Whether a layer needs this variable's value to backpropagate."""
         return var_index in self._backward_reads
+
+    def _reads_backward(self) -> set:
+        """The variables whose values the backward pass reads: the inputs of layers whose
+        backward needs them, and the outputs of those that use their outputs instead (a
+        ReLU short circuit); and the network inputs, which keep their values."""
+        reads = {i for i, v in enumerate(self.vars) if v.fanin == 0}
+        for l in self.layers:
+            if l.block.backward_needs_inputs():
+                reads.update(l.input_indexes)
+            if l.block.backward_needs_outputs():
+                reads.update(l.output_indexes)
+        return reads
+
+    def _input_disposable(self, layer_index: int, k: int) -> bool:
+        """Whether layer ``layer_index`` may overwrite its input ``k`` during the forward
+        pass in progress: under ``conserve_memory`` the variable is dropped right after this
+        layer (its last reader, not precious, not needed backward), is not a network input,
+        and no other variable holds its memory: the layer that computed it returns new
+        tensors and keeps none, and so do the layers that read it before
+        (``Layer.fresh_outputs``: none of them passes it through or returns a view)."""
+        if not self.conserve_memory or self._pending is None:
+            return False
+        l = self.layers[layer_index]
+        i = l.input_indexes[k]
+        v = self.vars[i]
+        if v.precious or v.fanin != 1 or self._pending[i] != 1 or l.input_indexes.count(i) != 1:
+            return False
+        if self.computing_derivatives and i in self._backward_reads:
+            return False
+        producer = self._producer.get(i)
+        if producer is None or not torch.is_tensor(v.value):
+            return False
+        return all(self.layers[j].block.fresh_outputs()
+                   for j in [producer] + self._readers.get(i, []) if j != layer_index)
+
+    def _output_der_disposable(self, layer_index: int, k: int) -> bool:
+        """Whether layer ``layer_index`` may overwrite the derivative of its output ``k``
+        during the backward pass in progress: under ``conserve_memory`` it is dropped after
+        this layer (not precious), and it was computed afresh for this variable alone (not
+        given in ``der_outputs``, nor passed through or shared by another layer)."""
+        if not self.conserve_memory or self._pending is None:
+            return False
+        o = self.layers[layer_index].output_indexes[k]
+        return not self.vars[o].precious and o in self._owned_ders
 
     # ------------------------------------------------------------------ sizes, fields
     def get_var_sizes(self, input_sizes: Mapping[str, Sequence[float]]) -> Dict[str, tuple]:

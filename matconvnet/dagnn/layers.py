@@ -402,6 +402,49 @@ class Layer:
     def _test_mode(self) -> bool:
         return self.net is not None and _field(self.net, "mode") == "test"
 
+    # -- what the network may assume about the computation (for conserve_memory)
+
+    def backward_needs_inputs(self) -> bool:
+        """Whether :meth:`backward` reads the input values (else they may be freed after the
+        forward pass).  Default True."""
+        return True
+
+    def backward_needs_outputs(self) -> bool:
+        """Whether :meth:`backward` reads the output values given as ``outputs``.  Default
+        False (layers that merely use them when present, to save work, say False)."""
+        return False
+
+    def fresh_outputs(self) -> bool:
+        """Whether :meth:`forward` returns new tensors that the layer keeps no reference to
+        (not an input, nor a view of one): the network may then let a later layer overwrite
+        them.  Default False; the built-in layers that do so say True."""
+        return False
+
+    def fresh_input_ders(self) -> bool:
+        """Whether :meth:`backward` returns new tensors as input derivatives, one per input
+        (not the output derivatives given, nor views of them).  Default False."""
+        return False
+
+    def _input_disposable(self, k: int = 0) -> bool:
+        """Whether the network lets this layer overwrite input ``k`` in the forward pass."""
+        fn = getattr(self.net, "_input_disposable", None)
+        return fn is not None and self.layer_index is not None \
+            and bool(fn(self.layer_index, k))
+
+    def _output_der_disposable(self, k: int = 0) -> bool:
+        """Whether the network lets this layer overwrite the derivative of output ``k`` in
+        the backward pass."""
+        fn = getattr(self.net, "_output_der_disposable", None)
+        return fn is not None and self.layer_index is not None \
+            and bool(fn(self.layer_index, k))
+
+    def _input_der_wanted(self, k: int = 0) -> bool:
+        """Whether the network uses the derivative of input ``k`` (False: the backward pass
+        may skip it; see the network's ``input_derivatives``)."""
+        wanted = getattr(self.net, "_input_der_wanted", None)
+        return True if wanted is None or self.layer_index is None \
+            else bool(wanted(self.layer_index, k))
+
     # -- computation
 
     def forward(self, inputs: List[Any], params: List[Any]) -> List[Any]:
@@ -492,9 +535,16 @@ class Conv(Filter):
     is ``K x C x FH x FW`` for ``size = [FH, FW, C, K]``."""
 
     type_name = "dagnn.Conv"
+
     PROPERTIES = {"size": [0, 0, 0, 0], "hasBias": True, "opts": ["cuDNN"]}
 
     _set_size = _size4_setter("size")
+
+    def fresh_outputs(self):
+        return True
+
+    def fresh_input_ders(self):
+        return True
 
     def _weights(self, params):
         f = params[0] if params else None
@@ -511,7 +561,10 @@ class Conv(Filter):
 
     def backward(self, inputs, params, der_outputs, outputs=None):
         f, b = self._weights(params)
-        dx, df, db = B.vl_nnconv(inputs[0], f, b, der_outputs[0], **self._kwargs())
+        kwargs = self._kwargs()
+        if not self._input_der_wanted(0):
+            kwargs["no_der_data"] = True
+        dx, df, db = B.vl_nnconv(inputs[0], f, b, der_outputs[0], **kwargs)
         return [dx], [df, db][:len(params)]
 
     def get_kernel_size(self):
@@ -535,8 +588,15 @@ class Pooling(Filter):
     """Max or average pooling (``vl_nnpool``) over ``poolSize`` windows."""
 
     type_name = "dagnn.Pooling"
+
     PROPERTIES = {"method": "max", "poolSize": [1, 1], "opts": ["cuDNN"]}
     TRANSIENT = {"switches": None}   # (input, switches) of the last forward pass
+
+    def fresh_outputs(self):
+        return True
+
+    def fresh_input_ders(self):
+        return True
 
     def _kwargs(self):
         return dict(dict(pad=self.pad, stride=self.stride, method=self.method),
@@ -545,18 +605,34 @@ class Pooling(Filter):
     def forward(self, inputs, params):
         self.switches = None
         if self.net is not None and _field(self.net, "computing_derivatives", False):
-            # keep the maxima for the backward pass of this evaluation
+            # keep the maxima (and what the backward call reads of x: its shape) for the
+            # backward pass of this evaluation, so that the network may free x meanwhile
             y, switches = B.vl_nnpool(inputs[0], self.poolSize, return_switches=True,
                                       **self._kwargs())
-            self.switches = (inputs[0], switches)
+            x = inputs[0]
+            self.switches = (T.TensorSpec(x) if torch.is_tensor(x) else x, switches)
             return [y]
         return [B.vl_nnpool(inputs[0], self.poolSize, **self._kwargs())]
 
     def backward(self, inputs, params, der_outputs, outputs=None):
         kept, self.switches = self.switches, None
-        switches = kept[1] if kept is not None and kept[0] is inputs[0] else None
-        return [B.vl_nnpool(inputs[0], self.poolSize, der_outputs[0], switches=switches,
+        x, switches = inputs[0], None
+        if kept is not None:
+            spec, switches = kept
+            if isinstance(spec, T.TensorSpec):
+                if not spec.describes(x):
+                    switches = None   # another x than the forward pass's
+                elif x is None:
+                    x = spec.stand_in()
+            elif spec is not x:
+                switches = None
+        return [B.vl_nnpool(x, self.poolSize, der_outputs[0], switches=switches,
                             **self._kwargs())], []
+
+    def backward_needs_inputs(self):
+        # given the switches kept by the forward pass (average pooling: none needed), the
+        # backward call reads only the input's shape, which the layer keeps
+        return False
 
     def reset(self):
         self.switches = None
@@ -580,12 +656,19 @@ class ConvTranspose(Layer):
     channels."""
 
     type_name = "dagnn.ConvTranspose"
+
     PROPERTIES = {"size": [0, 0, 0, 0], "hasBias": True, "upsample": [1, 1],
                   "crop": [0, 0, 0, 0], "numGroups": 1, "opts": ["cuDNN"]}
 
     _set_size = _size4_setter("size")
     _set_crop = _quad_setter("crop")
     _set_upsample = _pair_setter("upsample")
+
+    def fresh_outputs(self):
+        return True
+
+    def fresh_input_ders(self):
+        return True
 
     def _weights(self, params):
         f = params[0] if params else None
@@ -602,7 +685,10 @@ class ConvTranspose(Layer):
 
     def backward(self, inputs, params, der_outputs, outputs=None):
         f, b = self._weights(params)
-        dx, df, db = B.vl_nnconvt(inputs[0], f, b, der_outputs[0], **self._kwargs())
+        kwargs = self._kwargs()
+        if not self._input_der_wanted(0):
+            kwargs["no_der_data"] = True
+        dx, df, db = B.vl_nnconvt(inputs[0], f, b, der_outputs[0], **kwargs)
         return [dx], [df, db][:len(params)]
 
     def get_output_sizes(self, input_sizes):
@@ -644,8 +730,15 @@ class BatchNorm(ElementWise):
     """
 
     type_name = "dagnn.BatchNorm"
+
     PROPERTIES = {"numChannels": None, "epsilon": 1e-5, "opts": ["NoCuDNN"]}
     TRANSIENT = {"moments": None}
+
+    def fresh_outputs(self):
+        return True
+
+    def fresh_input_ders(self):
+        return True
 
     def _kwargs(self):
         return dict(dict(epsilon=self.epsilon), **block_options(self.opts, "bnorm"))
@@ -709,11 +802,21 @@ class ReLU(ElementWise):
         return dict(dict(leak=self.leak), **block_options(self.opts, "relu"))
 
     def forward(self, inputs, params):
-        return [B.vl_nnrelu(inputs[0], **self._kwargs())]
+        return [B.vl_nnrelu(inputs[0], inplace=self._input_disposable(0), **self._kwargs())]
 
     def backward(self, inputs, params, der_outputs, outputs=None):
         x = inputs[0] if inputs and inputs[0] is not None else (outputs or [None])[0]
-        return [B.vl_nnrelu(x, der_outputs[0], **self._kwargs())], []
+        return [B.vl_nnrelu(x, der_outputs[0], inplace=self._output_der_disposable(0),
+                            **self._kwargs())], []
+
+    def backward_needs_inputs(self):
+        return not self.useShortCircuit
+
+    def backward_needs_outputs(self):
+        return bool(self.useShortCircuit)
+
+    def fresh_input_ders(self):
+        return True
 
 
 @register_layer
@@ -721,6 +824,15 @@ class Sigmoid(ElementWise):
     """Logistic sigmoid (``vl_nnsigmoid``)."""
 
     type_name = "dagnn.Sigmoid"
+
+    def backward_needs_outputs(self):
+        return True   # the derivative uses y when it is there
+
+    def fresh_outputs(self):
+        return True
+
+    def fresh_input_ders(self):
+        return True
 
     def forward(self, inputs, params):
         return [B.vl_nnsigmoid(inputs[0])]
@@ -736,6 +848,15 @@ class SoftMax(ElementWise):
 
     type_name = "dagnn.SoftMax"
 
+    def backward_needs_outputs(self):
+        return True   # the derivative uses y when it is there
+
+    def fresh_outputs(self):
+        return True
+
+    def fresh_input_ders(self):
+        return True
+
     def forward(self, inputs, params):
         return [B.vl_nnsoftmax(inputs[0])]
 
@@ -750,7 +871,14 @@ class LRN(ElementWise):
     ``param = [N, kappa, alpha, beta]``."""
 
     type_name = "dagnn.LRN"
+
     PROPERTIES = {"param": [5, 1, 0.0001 / 5, 0.75]}
+
+    def fresh_outputs(self):
+        return True
+
+    def fresh_input_ders(self):
+        return True
 
     def forward(self, inputs, params):
         return [B.vl_nnnormalize(inputs[0], self.param)]
@@ -797,8 +925,15 @@ class DropOut(ElementWise):
     (``mask``); with ``frozen`` the forward pass reuses it.  'test' mode is the identity."""
 
     type_name = "dagnn.DropOut"
+
     PROPERTIES = {"rate": 0.5, "frozen": False}
     TRANSIENT = {"mask": None}
+
+    def fresh_outputs(self):
+        return not self._test_mode()     # 'test' mode passes its input through
+
+    def fresh_input_ders(self):
+        return not self._test_mode()
 
     def forward(self, inputs, params):
         if self._test_mode():
@@ -867,7 +1002,11 @@ class Sum(ElementWise):
     """The sum of its inputs; each input receives the output derivative."""
 
     type_name = "dagnn.Sum"
+
     TRANSIENT = {"numInputs": None}
+
+    def fresh_outputs(self):
+        return self._num_inputs() > 1    # one input is passed through
 
     def forward(self, inputs, params):
         self.numInputs = len(inputs)
@@ -1003,8 +1142,15 @@ class Loss(ElementWise):
     Q-12).  Its output size is ``(N, 1, 1, 1)``, MatConvNet's ``[1 1 1 N]``."""
 
     type_name = "dagnn.Loss"
+
     PROPERTIES = {"loss": "softmaxlog", "ignoreAverage": False, "normalise": True, "opts": []}
     TRANSIENT = {"average": 0, "numAveraged": 0}
+
+    def fresh_outputs(self):
+        return True
+
+    def fresh_input_ders(self):
+        return True
 
     def _kwargs(self, inputs):
         kwargs = dict(loss=self.loss)

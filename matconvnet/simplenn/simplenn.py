@@ -25,7 +25,11 @@ Options: ``mode`` ('normal' or 'test': dropout becomes the identity and batch
 normalisation uses the stored moments in the forward pass; as in the original its backward
 still uses batch statistics), ``conserve_memory`` (drop intermediate values not needed
 any more; the network input is dropped too, as in the original), ``back_prop_depth``
-(backpropagate through the last layers only), ``skip_forward`` (reuse ``res``),
+(backpropagate through the last layers only), ``input_derivative`` (default True; False
+skips the derivative with respect to the input of the lowest backpropagated layer,
+``res[0]['dzdx']`` at full depth, which training never reads: it is left None, the first
+layer's backward call gets ``no_der_data`` where the block has it (conv, convt), and a
+first layer without weights is not backpropagated at all), ``skip_forward`` (reuse ``res``),
 ``accumulate`` (add the weight derivatives into ``res``), ``cudnn``, ``sync`` (wait for the
 GPU after each layer, for timings), ``parameter_server`` (an object with ``push(name,
 tensor)`` receiving each weight derivative as ``'l<i>_<j>'``, 1-based as in the
@@ -41,6 +45,7 @@ import numpy as np
 import torch
 
 from .. import blocks as B
+from .._tensor import TensorSpec
 from ..blocks.options import block_options
 
 __all__ = ["vl_simplenn", "LAYER_TYPES"]
@@ -124,7 +129,7 @@ def vl_simplenn(net: dict, x, dzdy=None, res: Optional[Res] = None, *, mode: str
                 conserve_memory: bool = False, sync: bool = False, accumulate: bool = False,
                 cudnn: bool = True, back_prop_depth: float = math.inf,
                 skip_forward: bool = False, parameter_server=None,
-                hold_on: bool = False) -> Res:
+                hold_on: bool = False, input_derivative: bool = True) -> Res:
     layers = _layers(net)
     n = len(layers)
     if not back_prop_depth > 0:
@@ -147,21 +152,22 @@ def vl_simplenn(net: dict, x, dzdy=None, res: Optional[Res] = None, *, mode: str
         x = torch.from_numpy(np.ascontiguousarray(x))
     gpu = torch.is_tensor(x) and x.is_cuda
 
+    specs: Dict[int, Any] = {}   # pooling inputs freed early: what their backward reads
     if not skip_forward:
         res[0]["x"] = x
         for i, l in enumerate(layers):
             start = time.perf_counter()
-            _forward(l, res, i, test, cudnn, keep=doder and i >= lim)
-            # forget values no longer needed (the original's rules, including dropping
-            # the network input and ReLU inputs, whose derivative can use the output)
             needs_bprop = doder and i >= lim
-            forget = conserve_memory and not needs_bprop
-            if i > 0:
-                prev = layers[i - 1]
-                forget = forget and (not needs_bprop or (l["type"] == "relu" and not prev.get("precious", False)))
-                forget = forget and prev["type"] not in _LOSSES
-                forget = forget and not prev.get("precious", False)
+            forget = conserve_memory and _forget_input(layers, i, needs_bprop)
+            # a ReLU may overwrite an input that is forgotten anyway and that nothing else
+            # holds (the output of a built-in block that is not a view of its own input)
+            inplace = forget and l["type"] == "relu" and i > 0 \
+                and layers[i - 1]["type"] != "custom" \
+                and not _shares_memory(res[i]["x"], res[i - 1]["x"], x)
+            _forward(l, res, i, test, cudnn, keep=needs_bprop, inplace=inplace)
             if forget:
+                if l["type"] == "pool" and torch.is_tensor(res[i]["x"]):
+                    specs[i] = TensorSpec(res[i]["x"])
                 res[i]["x"] = None
             if gpu and sync:
                 torch.cuda.synchronize(x.device)
@@ -173,7 +179,23 @@ def vl_simplenn(net: dict, x, dzdy=None, res: Optional[Res] = None, *, mode: str
         for i in range(n - 1, lim - 1, -1):
             l = layers[i]
             start = time.perf_counter()
-            dzdw = _backward(l, res, i, test, cudnn)
+            if conserve_memory and i != n - 1 and not l.get("precious", False) \
+                    and l["type"] not in _READS_OUTPUT:
+                res[i + 1]["x"] = None   # dropped after this layer anyway; its backward
+                #                          does not read it, so drop it before
+            bottom = i == lim and not input_derivative
+            if bottom and l["type"] != "custom" and not LAYER_TYPES[l["type"]].has_weights:
+                res[i]["dzdx"] = None   # nothing to compute: no weights, no input derivative
+                dzdw = []
+            else:
+                # a ReLU may overwrite a derivative that is dropped after this layer and that
+                # the layer above computed afresh (not the caller's dzdy, not passed through)
+                inplace = l["type"] == "relu" and conserve_memory and i != n - 1 \
+                    and not l.get("precious", False) and _fresh_input_der(layers[i + 1], test)
+                dzdw = _backward(l, res, i, test, cudnn, no_der_data=bottom, inplace=inplace,
+                                 spec=specs.get(i))
+                if bottom:
+                    res[i]["dzdx"] = None
             if l["type"] in _PARAMETRIC:
                 if accumulate and res[i].get("dzdw"):
                     res[i]["dzdw"] = [a + b for a, b in zip(res[i]["dzdw"], dzdw)]
@@ -194,6 +216,44 @@ def vl_simplenn(net: dict, x, dzdy=None, res: Optional[Res] = None, *, mode: str
             res[i]["dzdx"] = None
             res[i]["x"] = None
     return res
+
+
+def _forget_input(layers, i: int, needs_bprop: bool) -> bool:
+    """Whether layer i's input (res[i]['x']) can be dropped once the layer has run, under
+    conserve_memory: the original's rules -- any input no backward pass needs, but never the
+    network input, a loss output or a precious layer's output -- and, when backpropagating,
+    the input of a ReLU, whose derivative uses the output instead (the original's stated
+    intent, "forget RELU input, even for BPROP", which DagNN's ReLU short circuit does),
+    and of a pooling layer, whose derivative needs only the input's shape given the max
+    switches.  Such an input is kept where the layer below may read its output when
+    backpropagating (ReLU, softmax, sigmoid and custom layers)."""
+    if i == 0:
+        return not needs_bprop
+    prev = layers[i - 1]
+    if prev.get("precious", False) or prev["type"] in _LOSSES:
+        return False
+    if not needs_bprop:
+        return True
+    return layers[i]["type"] in _READS_NO_INPUT and prev["type"] not in _READS_OUTPUT
+
+
+_READS_OUTPUT = ("relu", "softmax", "sigmoid", "custom")   # backward may read the output
+_READS_NO_INPUT = ("relu", "pool")   # backward reads no input values: ReLU uses its output,
+#                                     pooling the switches kept and the input's shape
+
+
+def _shares_memory(t, *others) -> bool:
+    """Whether tensor t shares storage with one of the other tensors (None skipped)."""
+    if not torch.is_tensor(t):
+        return True
+    p = t.untyped_storage().data_ptr()
+    return any(torch.is_tensor(o) and o.untyped_storage().data_ptr() == p for o in others)
+
+
+def _fresh_input_der(l, test: bool) -> bool:
+    """Whether layer l's backward call returns a new tensor as its input derivative (not the
+    derivative it was given, nor a view of it)."""
+    return l["type"] != "custom" and not (l["type"] == "dropout" and test)
 
 
 def _new_res() -> Dict[str, Any]:
@@ -223,7 +283,7 @@ def _call(l, x, *extra, test=False, cudnn=True, **more):
     return spec.block(x, *spec.args(l), *extra, **kwargs)
 
 
-def _forward(l, res, i, test, cudnn, keep=False):
+def _forward(l, res, i, test, cudnn, keep=False, inplace=False):
     t = l["type"]
     x = res[i]["x"]
     out = res[i + 1]
@@ -240,14 +300,17 @@ def _forward(l, res, i, test, cudnn, keep=False):
         elif t == "bnorm" and keep:
             # ... and the batch moments instead of computing them again
             out["x"], out["aux"] = _call(l, x, cudnn=cudnn, return_moments=True)
+        elif inplace:
+            out["x"] = _call(l, x, inplace=True)
         else:
             out["x"] = _call(l, x, cudnn=cudnn)
     except (ValueError, TypeError) as e:
         raise type(e)(f"layer {i + 1} ({l.get('name', t)}): {e}") from e
 
 
-def _backward(l, res, i, test, cudnn):
-    """Set res[i]['dzdx']; return the weight derivatives."""
+def _backward(l, res, i, test, cudnn, no_der_data=False, inplace=False, spec=None):
+    """Set res[i]['dzdx']; return the weight derivatives.  ``no_der_data``: the caller
+    discards res[i]['dzdx'], so blocks that can skip it are told to."""
     t = l["type"]
     x, y, dzdy = res[i]["x"], res[i + 1]["x"], res[i + 1]["dzdx"]
     try:
@@ -259,11 +322,17 @@ def _backward(l, res, i, test, cudnn):
             return []
         if t == "relu" and x is None:
             x = y  # the input was dropped to save memory: y gives the same derivative
+        if t == "pool" and x is None and spec is not None:
+            x = spec.stand_in()   # ... and pooling reads only its shape (given switches)
         more = {"y": y} if t in ("softmax", "sigmoid") and y is not None else {}
         if t == "pool" and res[i + 1]["aux"] is not None:
             more["switches"] = res[i + 1]["aux"]
         if t == "bnorm" and not test and res[i + 1]["aux"] is not None:
             more["moments"] = res[i + 1]["aux"]
+        if no_der_data and t in ("conv", "convt"):
+            more["no_der_data"] = True
+        if inplace and t == "relu" and torch.is_tensor(dzdy):
+            more["inplace"] = True
         out = _call(l, x, dzdy, cudnn=cudnn, **more)
     except (ValueError, TypeError) as e:
         raise type(e)(f"layer {i + 1} ({l.get('name', t)}): {e}") from e

@@ -728,7 +728,7 @@ class _SimpleNN:
             mode=self.mode, accumulate=training and s != 0,
             conserve_memory=bool(params["conserve_memory"]) and not params["plot_diagnostics"],
             back_prop_depth=params["back_prop_depth"], sync=bool(params["sync"]),
-            cudnn=bool(params["cudnn"]))
+            cudnn=bool(params["cudnn"]), input_derivative=False)
         y = self.res[-1]["x"]
         y = float(y.sum()) * (len(batch) if y.numel() == 1 else 1)
         acc["objective"] += y
@@ -944,7 +944,11 @@ class _Dag:
                                  f"{len(batch)} indices")
         if training:
             net.accumulate_param_ders = s != 0
-            net.eval(inputs, params["der_outputs"])
+            keep, net.input_derivatives = net.input_derivatives, False   # never read here
+            try:
+                net.eval(inputs, params["der_outputs"])
+            finally:
+                net.input_derivatives = keep
         else:
             net.eval(inputs)
 
