@@ -819,20 +819,24 @@ class ReLU(ElementWise):
         return True
 
 
-@register_layer
-class Sigmoid(ElementWise):
-    """Logistic sigmoid (``vl_nnsigmoid``)."""
-
-    type_name = "dagnn.Sigmoid"
+class _FromOutput(ElementWise):
+    """An element-wise layer whose derivative is computed from its output y when there."""
 
     def backward_needs_outputs(self):
-        return True   # the derivative uses y when it is there
+        return True
 
     def fresh_outputs(self):
         return True
 
     def fresh_input_ders(self):
         return True
+
+
+@register_layer
+class Sigmoid(_FromOutput):
+    """Logistic sigmoid (``vl_nnsigmoid``)."""
+
+    type_name = "dagnn.Sigmoid"
 
     def forward(self, inputs, params):
         return [B.vl_nnsigmoid(inputs[0])]
@@ -843,19 +847,10 @@ class Sigmoid(ElementWise):
 
 
 @register_layer
-class SoftMax(ElementWise):
+class SoftMax(_FromOutput):
     """Softmax over the channels (``vl_nnsoftmax``)."""
 
     type_name = "dagnn.SoftMax"
-
-    def backward_needs_outputs(self):
-        return True   # the derivative uses y when it is there
-
-    def fresh_outputs(self):
-        return True
-
-    def fresh_input_ders(self):
-        return True
 
     def forward(self, inputs, params):
         return [B.vl_nnsoftmax(inputs[0])]
