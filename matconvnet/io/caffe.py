@@ -473,24 +473,32 @@ def _data_layer(g: _Graph, layer: _Layer) -> None:
         _add_input(g, top, shape, layer if k == 0 else None, layer.label)
 
 
-def _conv(g: _Graph, layer: _Layer) -> None:
+def _filter_layer(g: _Graph, layer: _Layer):
+    """What Convolution and Deconvolution layers share: convolution_param's window, output
+    and group checks, the bottom and its shape, and the blobs."""
     p = layer.param("convolution_param")
     _check_axis(layer, int(p.axis))
-    kh, kw = _spatial(layer, p, "kernel_size", "kernel_h", "kernel_w", None, 1)
-    ph, pw = _spatial(layer, p, "pad", "pad_h", "pad_w", 0, 0)
-    sh, sw = _spatial(layer, p, "stride", "stride_h", "stride_w", 1, 1)
-    dh, dw = _spatial(layer, p, "dilation", None, None, 1, 1)
+    kernel = _spatial(layer, p, "kernel_size", "kernel_h", "kernel_w", None, 1)
+    pad = _spatial(layer, p, "pad", "pad_h", "pad_w", 0, 0)
+    stride = _spatial(layer, p, "stride", "stride_h", "stride_w", 1, 1)
+    dilation = _spatial(layer, p, "dilation", None, None, 1, 1)
     k = _positive(layer, int(p.num_output), "num_output")
     groups = _positive(layer, int(p.group), "group")
     if k % groups:
         raise CaffeImportError(f"{layer.label}: num_output {k} is not divisible by group "
                                f"{groups}")
     x = g.bottom(layer)
-    n, c, h, w = g.shape(x)
-    if c is not None and c % groups:
-        raise CaffeImportError(f"{layer.label}: the input's {c} channels are not divisible "
-                               f"by group {groups}")
+    shape = g.shape(x)
+    if shape[1] is not None and shape[1] % groups:
+        raise CaffeImportError(f"{layer.label}: the input's {shape[1]} channels are not "
+                               f"divisible by group {groups}")
     blobs = g.blobs(layer, 2 if p.bias_term else 1)
+    return p, kernel, pad, stride, dilation, k, groups, x, shape, blobs
+
+
+def _conv(g: _Graph, layer: _Layer) -> None:
+    p, (kh, kw), (ph, pw), (sh, sw), (dh, dw), k, groups, x, (n, c, h, w), blobs = \
+        _filter_layer(g, layer)
     cg = c // groups if c is not None else None
     if blobs is None:
         if cg is None:
@@ -520,25 +528,11 @@ def _slide(layer: _Layer, size: Optional[int], pads: int, extent: int, stride: i
 
 
 def _deconv(g: _Graph, layer: _Layer) -> None:
-    p = layer.param("convolution_param")
-    _check_axis(layer, int(p.axis))
-    kh, kw = _spatial(layer, p, "kernel_size", "kernel_h", "kernel_w", None, 1)
-    ph, pw = _spatial(layer, p, "pad", "pad_h", "pad_w", 0, 0)
-    sh, sw = _spatial(layer, p, "stride", "stride_h", "stride_w", 1, 1)
-    if _spatial(layer, p, "dilation", None, None, 1, 1) != (1, 1):
+    p, (kh, kw), (ph, pw), (sh, sw), dilation, k, groups, x, (n, c, h, w), blobs = \
+        _filter_layer(g, layer)
+    if dilation != (1, 1):
         raise CaffeImportError(f"{layer.label}: dilated deconvolution is not supported "
                                f"(vl_nnconvt has no dilation)")
-    k = _positive(layer, int(p.num_output), "num_output")
-    groups = _positive(layer, int(p.group), "group")
-    if k % groups:
-        raise CaffeImportError(f"{layer.label}: num_output {k} is not divisible by group "
-                               f"{groups}")
-    x = g.bottom(layer)
-    n, c, h, w = g.shape(x)
-    if c is not None and c % groups:
-        raise CaffeImportError(f"{layer.label}: the input's {c} channels are not divisible "
-                               f"by group {groups}")
-    blobs = g.blobs(layer, 2 if p.bias_term else 1)
     if blobs is None:
         if c is None:
             raise CaffeImportError(f"{layer.label}: the input's channels are unknown (give "
