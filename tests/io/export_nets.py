@@ -205,3 +205,17 @@ def interop_zoo(seed: int = 0) -> DagNN:
         net.params[net.get_param_index(name)].value = torch.randn(shape, generator=g)
     net.params[net.get_param_index("num")].value = torch.rand(5, generator=g) + 2
     return net
+
+
+def pool_geometries(trials: int, seed: int = 0, dtype=torch.float32):
+    """Random MatConvNet pooling geometries: ``(pool, pad, stride, x)`` with asymmetric pads
+    up to the window size minus one, and windows that fit the padded input."""
+    g = torch.Generator().manual_seed(seed)
+    for _ in range(trials):
+        ph, pw = (int(v) for v in torch.randint(1, 5, (2,), generator=g))
+        pad = [int(torch.randint(0, p, (1,), generator=g)) for p in (ph, ph, pw, pw)]
+        stride = [int(v) for v in torch.randint(1, 4, (2,), generator=g)]
+        h, w = (int(v) for v in torch.randint(4, 10, (2,), generator=g))
+        if h + pad[0] + pad[1] < ph or w + pad[2] + pad[3] < pw:
+            continue
+        yield [ph, pw], pad, stride, torch.randn(2, 3, h, w, generator=g, dtype=dtype)

@@ -152,20 +152,12 @@ def _one_layer(layer, x, channels=None):
 
 def test_pooling_over_geometries():
     """MatConvNet's pads: asymmetric, up to the window size minus one; windows clipped."""
-    g = torch.Generator().manual_seed(0)
     checked = 0
-    for trial in range(30):
-        ph, pw = (int(v) for v in torch.randint(1, 5, (2,), generator=g))
-        pad = [int(torch.randint(0, p, (1,), generator=g)) for p in (ph, ph, pw, pw)]
-        stride = [int(v) for v in torch.randint(1, 4, (2,), generator=g)]
-        h, w = (int(v) for v in torch.randint(4, 10, (2,), generator=g))
-        if h + pad[0] + pad[1] < ph or w + pad[2] + pad[3] < pw:
-            continue
-        x = torch.randn(2, 3, h, w, generator=g)
+    for pool, pad, stride, x in EN.pool_geometries(30):
         for method in ("max", "avg"):
-            y, ref = _one_layer(dict(type="pool", method=method, pool=[ph, pw], pad=pad,
+            y, ref = _one_layer(dict(type="pool", method=method, pool=pool, pad=pad,
                                      stride=stride), x)
-            assert rel_err(y, ref) < 1e-6, (method, (ph, pw), pad, stride, (h, w))
+            assert rel_err(y, ref) < 1e-6, (method, pool, pad, stride, tuple(x.shape))
             checked += 1
     assert checked > 40
 

@@ -242,20 +242,12 @@ def test_layer_names_become_identifiers():
 
 
 def test_pool_module_matches_vl_nnpool_over_geometries():
-    g = torch.Generator().manual_seed(0)
     checked = 0
-    for trial in range(50):
-        ph, pw = (int(v) for v in torch.randint(1, 5, (2,), generator=g))
-        pad = [int(torch.randint(0, p, (1,), generator=g)) for p in (ph, ph, pw, pw)]
-        stride = [int(v) for v in torch.randint(1, 4, (2,), generator=g)]
-        h, w = (int(v) for v in torch.randint(4, 10, (2,), generator=g))
-        if h + pad[0] + pad[1] < ph or w + pad[2] + pad[3] < pw:
-            continue
-        x = torch.randn(2, 3, h, w, generator=g, dtype=torch.float64)
+    for pool, pad, stride, x in EN.pool_geometries(50, dtype=torch.float64):
         for method in ("max", "avg"):
-            ref = B.vl_nnpool(x, [ph, pw], method=method, pad=pad, stride=stride)
-            y = TE.Pool(method, (ph, pw), pad, stride)(x)
-            assert rel_err(y, ref) < 1e-12, (method, (ph, pw), pad, stride, (h, w))
+            ref = B.vl_nnpool(x, pool, method=method, pad=pad, stride=stride)
+            y = TE.Pool(method, tuple(pool), pad, stride)(x)
+            assert rel_err(y, ref) < 1e-12, (method, pool, pad, stride, tuple(x.shape))
             checked += 1
     assert checked > 60
 
