@@ -22,24 +22,26 @@ from matconvnet.train import cnn_train, cnn_train_dag  # noqa: E402
 EPOCHS = 3
 
 
-def data(n=60, seed=0):
+def data(n=60, seed=0, val=12):
+    """n 8 x 8 images of 3 classes (a shifted mean per class); the last ``val`` are set 2."""
     g = torch.Generator().manual_seed(seed)
     y = torch.arange(n) % 3 + 1
     x = torch.randn(n, 1, 8, 8, generator=g) + y.view(n, 1, 1, 1).float()
-    return {"x": x, "y": y, "images": {"set": np.array([1] * (n - 12) + [2] * 12)}}
+    return {"x": x, "y": y, "images": {"set": np.array([1] * (n - val) + [2] * val)}}
 
 
-def simplenn(seed=0):
+def simplenn(seed=0, channels=6, rate=0.3):
     """conv - bnorm - relu - dropout - conv - softmaxloss: batch-norm moments and dropout's
     random masks both have to resume exactly."""
     g = torch.Generator().manual_seed(seed)
+    c = channels
     return {"layers": [
-        {"type": "conv", "weights": [0.1 * torch.randn(6, 1, 3, 3, generator=g), torch.zeros(6)]},
-        {"type": "bnorm", "weights": [torch.ones(6), torch.zeros(6), torch.zeros(6, 2)],
+        {"type": "conv", "weights": [0.1 * torch.randn(c, 1, 3, 3, generator=g), torch.zeros(c)]},
+        {"type": "bnorm", "weights": [torch.ones(c), torch.zeros(c), torch.zeros(c, 2)],
          "learningRate": [1.0, 1.0, 0.05], "weightDecay": [0.0, 0.0]},
         {"type": "relu"},
-        {"type": "dropout", "rate": 0.3},
-        {"type": "conv", "weights": [0.1 * torch.randn(3, 6, 6, 6, generator=g), torch.zeros(3)]},
+        {"type": "dropout", "rate": rate},
+        {"type": "conv", "weights": [0.1 * torch.randn(3, c, 6, 6, generator=g), torch.zeros(3)]},
         {"type": "softmaxloss"}], "meta": {"inputSize": [8, 8, 1]}}
 
 

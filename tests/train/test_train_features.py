@@ -14,35 +14,20 @@ import torch
 from matconvnet.dagnn import DagNN
 from matconvnet.train import cnn_train, cnn_train_dag, plot_diagnostics, plot_statistics
 from matconvnet.train.progress import Progress, summary
+from tests.train import kill_train_script as KS
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 def _data(n=48, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    y = torch.arange(n) % 3 + 1
-    x = torch.randn(n, 1, 8, 8, generator=g) + y.view(n, 1, 1, 1).float()
-    return {"x": x, "y": y, "images": {"set": np.array([1] * (n - 8) + [2] * 8)}}
+    return KS.data(n, seed, val=8)
 
 
 def _net(seed=0):
-    g = torch.Generator().manual_seed(seed)
-    return {"layers": [
-        {"type": "conv", "weights": [0.1 * torch.randn(4, 1, 3, 3, generator=g), torch.zeros(4)]},
-        {"type": "bnorm", "weights": [torch.ones(4), torch.zeros(4), torch.zeros(4, 2)],
-         "learningRate": [1.0, 1.0, 0.05], "weightDecay": [0.0, 0.0]},
-        {"type": "relu"},
-        {"type": "dropout", "rate": 0.2},
-        {"type": "conv", "weights": [0.1 * torch.randn(3, 4, 6, 6, generator=g), torch.zeros(3)]},
-        {"type": "softmaxloss"}], "meta": {"inputSize": [8, 8, 1]}}
+    return KS.simplenn(seed, channels=4, rate=0.2)
 
 
-def _gb(imdb, b):
-    return imdb["x"][b], imdb["y"][b]
-
-
-def _gb_dag(imdb, b):
-    return {"input": imdb["x"][b], "label": imdb["y"][b]}
+_gb, _gb_dag = KS.get_batch, KS.get_batch_dag
 
 
 def _params(net):
