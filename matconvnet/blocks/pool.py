@@ -5,7 +5,6 @@ The formula, shapes, call forms, options and an example are in the docstring of
 """
 from __future__ import annotations
 
-import weakref
 from typing import Optional
 
 import torch
@@ -152,12 +151,6 @@ class _Geometry:
                 for a in (0, 1))
         self.padding = (pad[0], pad[2]) if self.native else (0, 0)
 
-    def transposed(self) -> "_Geometry":
-        """The same pooling on the H <-> W transposed image."""
-        p = self.pad
-        return _Geometry(self.pool[::-1], (p[2], p[3], p[0], p[1]), self.stride[::-1],
-                         self.out[::-1], self.size[::-1])
-
 
 def _ceil_matches(size, before, after, pool, stride, out) -> bool:
     """Whether PyTorch's ceil-mode pooling with symmetric padding ``before`` gives
@@ -203,29 +196,12 @@ def _switches_and_output(x, geom):
     xp = _pooling_layout(_pad_input(x, geom, float("-inf")))
     y, idx = _first_max_column_major(xp, geom)
     finite = bool(y.sum().isfinite())
-    if finite:
-        _remember_complete(idx)
-    else:
+    if not finite:
         # Rare: MatConvNet never selects NaN, and windows holding only -inf/NaN get no
         # derivative; PyTorch would route to the NaN or to the window's first element.
         y, idx = _first_max_column_major(xp.masked_fill(xp.isnan(), float("-inf")), geom)
         idx = idx.masked_fill(y == float("-inf"), -1)
     return idx, y, finite
-
-
-# Switches computed here from an all-finite output select an element in every window (no
-# -1), which spares the backward pass a scan of them; keyed by id, dropped with the tensor.
-_COMPLETE: dict = {}
-
-
-def _remember_complete(idx) -> None:
-    key = id(idx)
-    _COMPLETE[key] = weakref.ref(idx, lambda _, key=key: _COMPLETE.pop(key, None))
-
-
-def _known_complete(idx) -> bool:
-    ref = _COMPLETE.get(id(idx))
-    return ref is not None and ref() is idx
 
 
 def _first_max_column_major(xp, geom):
@@ -289,7 +265,7 @@ def _pick(values, index, out=None):
 
 
 def _max_backward(x, dzdy, geom, switches):
-    if not _known_complete(switches) and bool((switches < 0).any()):
+    if bool((switches < 0).any()):   # windows that pass no derivative (all -inf/NaN)
         dead = switches < 0
         dzdy = dzdy.masked_fill(dead, 0)
         switches = switches.masked_fill(dead, 0)
