@@ -281,7 +281,7 @@ def _load_checkpoint(path):
     return data["net"], data.get("state") or {}, stats
 
 
-def _resume_point(exp_dir, epoch_limit=None):
+def _resume_point(exp_dir):
     """``(epoch, (net, state, stats))`` of the newest checkpoint of ``exp_dir`` that loads,
     or ``(0, None)``; each one that does not is reported with a warning naming it."""
     for epoch in reversed(_checkpoint_epochs(exp_dir)):
