@@ -750,6 +750,13 @@ def main(argv=None) -> int:
                          "-"))
             print(f"  {case.block:12s} skipped  {case.desc}", file=sys.stderr, flush=True)
             continue
+        except Exception as e:  # a failed equivalence check or a kernel error: report, go on
+            rows.append((case.block, case.desc, "-", "-", "-",
+                         f"**FAILED**: {type(e).__name__}: {_first_line(e)}", "-"))
+            misses.append(f"{case.block} [{case.desc}]: failed ({type(e).__name__})")
+            print(f"  {case.block:12s} FAILED   {case.desc}: {_first_line(e)}", file=sys.stderr,
+                  flush=True)
+            continue
         ours_ms = statistics.median(ours_s) * 1e3
         if not case.timed_ref:  # no autograd contender: absolute time only
             rows.append((case.block, case.desc, f"{ours_ms:.3f}", "-", "-", "-",

@@ -469,3 +469,17 @@ def test_train_delegates_to_the_example(monkeypatch, capsys):
     assert code == 1 and "not available" in err and "Traceback" not in err
     code, _, err = run(["train", "svhn"], capsys)
     assert code == 2 and "invalid choice" in err
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device available")
+def test_classify_and_bench_on_cuda(capsys):
+    photos = [p for p in _shipped_photos() if p.stem.startswith("chelsea")]
+    code, out, err = run(["classify", photos[0], "--device", "cuda"], capsys)
+    assert code == 0, err
+    top = out.splitlines()[2]
+    assert "Egyptian cat" in top and float(top.split()[1]) == pytest.approx(0.815, abs=0.01)
+    code, out, err = run(["bench", "--repeat", "1", "--device", "cuda", "--blocks",
+                          "conv,pool,softmaxloss"], capsys)
+    assert code == 0, err
+    assert "cuda" in out

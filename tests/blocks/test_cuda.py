@@ -141,3 +141,45 @@ def test_cuda_half_precision_conv_pool_relu(dtype):
     z = mcn.vl_nnpool(mcn.vl_nnrelu(y), 2, stride=2)
     dzdx = mcn.vl_nnpool(y, 2, torch.ones_like(z), stride=2)
     assert z.dtype == dtype and dzdx.dtype == dtype
+
+
+@pytest.mark.parametrize("ties", [False, True], ids=["distinct", "ties"])
+def test_cuda_pool_switches_match_cpu(ties):
+    """The forward pass's switches (first maximum in column-major window order) and the
+    backward pass that consumes them agree with the CPU, also on plateaus of equal values."""
+    torch.manual_seed(0)
+    x = torch.randint(0, 3, (2, 3, 11, 9)).float() if ties else torch.randn(2, 3, 11, 9)
+    opts = dict(method="max", pad=[1, 0, 2, 1], stride=[2, 3])
+    out = {}
+    for dev in ("cpu", "cuda"):
+        xd = x.to(dev)
+        y, sw = mcn.vl_nnpool(xd, [3, 4], return_switches=True, **opts)
+        dzdy = torch.arange(y.numel(), dtype=x.dtype).reshape(y.shape).to(dev)
+        dzdx = mcn.vl_nnpool(xd, [3, 4], dzdy, switches=sw, **opts)
+        plain = mcn.vl_nnpool(xd, [3, 4], dzdy, **opts)
+        assert sw.device.type == dev and dzdx.device.type == dev
+        torch.testing.assert_close(dzdx, plain, rtol=0, atol=0)
+        out[dev] = (y.cpu(), sw.cpu(), dzdx.cpu())
+    for a, b in zip(out["cpu"], out["cuda"]):
+        torch.testing.assert_close(b, a, rtol=0, atol=0)
+
+
+def test_cuda_dagnn_matches_cpu():
+    from matconvnet.dagnn import DagNN
+    from matconvnet.models import cnn_mnist_init
+    net = DagNN.from_simplenn(cnn_mnist_init(batch_normalization=True), canonical_names=True)
+    for p in net.params:
+        p.value = p.value.double()
+    out = net.get_outputs()[0]
+    net.vars[net.get_var_index(out)].precious = True
+    x = torch.randn(4, 1, 28, 28, dtype=torch.float64)
+    label = torch.tensor([1, 5, 3, 10])
+    res = {}
+    for dev in ("cpu", "cuda"):
+        net.move(dev)
+        net.eval({"input": x.to(dev), "label": label.to(dev)},
+                 {out: torch.tensor(1.0, dtype=torch.float64, device=dev)})
+        res[dev] = [net.vars[net.get_var_index(out)].value.cpu()] + \
+                   [p.der.cpu() for p in net.params]
+    for a, b in zip(res["cpu"], res["cuda"]):
+        torch.testing.assert_close(b, a, rtol=1e-9, atol=1e-9)

@@ -242,14 +242,22 @@ def test_pack_shape_and_equals_the_list(files, photo):
 def test_device_option(photo):
     x = vl_imreadjpeg([photo], resize=(8, 8), pack=True, device="cpu")
     assert x.device.type == "cpu"
-    if torch.cuda.is_available():
-        y = vl_imreadjpeg([photo], resize=(8, 8), pack=True, gpu=True)
-        assert y.is_cuda and torch.equal(y.cpu(), x)
-        ys = vl_imreadjpeg([photo, photo], device="cuda")
-        assert all(t.is_cuda for t in ys)
-    else:
+    if not torch.cuda.is_available():
         with pytest.raises(RuntimeError, match="CUDA is not available"):
             vl_imreadjpeg([photo], gpu=True)
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device available")
+def test_device_option_cuda(photo):
+    x = vl_imreadjpeg([photo], resize=(8, 8), pack=True, device="cpu")
+    y = vl_imreadjpeg([photo], resize=(8, 8), pack=True, gpu=True)
+    assert y.is_cuda and torch.equal(y.cpu(), x)
+    ys = vl_imreadjpeg([photo, photo], device="cuda")
+    assert all(t.is_cuda for t in ys)
+    prefetched = vl_imreadjpeg([photo], resize=(8, 8), pack=True, device="cuda", prefetch=True)
+    again = vl_imreadjpeg([photo], resize=(8, 8), pack=True, device="cuda")
+    assert prefetched is None and again.is_cuda and torch.equal(again.cpu(), x)
 
 
 def test_matlab_style_option_names(photo):
