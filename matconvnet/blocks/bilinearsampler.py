@@ -76,17 +76,17 @@ def vl_nnbilinearsampler(x: T.Array, grid: T.Array, dzdy: Optional[T.Array] = No
     k = ng // n
     # PyTorch wants N x (k Ho) x Wo x 2 with (horizontal, vertical): stack the k grids of
     # each image vertically, so that x is sampled once per image without being copied.
-    g = grid.flip(1).permute(0, 2, 3, 1).reshape(n, k * ho, wo, 2)
-    dropped = _dropped(grid, h, w)
+    g = grid.flip(1)
+    # The original drops points above or left of the first pixel centre: moved well outside
+    # the image, they sample only zero padding, so they give 0 and no derivative of either
+    # kind, as the original.  (An axis of size 1 maps every coordinate to its pixel.)
+    g = g.masked_fill_(g < -1, _OUTSIDE).permute(0, 2, 3, 1).reshape(n, k * ho, wo, 2)
     with cudnn_flag(cudnn):
         if dzdy is None:
             y = F.grid_sample(x, g, mode="bilinear", padding_mode="zeros", align_corners=True)
-            y = _unstack(y, n, k, c, ho, wo)
-            return call.out(y if dropped is None else y.masked_fill_(dropped, 0))
+            return call.out(_unstack(y, n, k, c, ho, wo))
         dzdy = call.tensor(dzdy, "dzdy")
         T.expect_shape(dzdy, "dzdy", (ng, c, ho, wo), "the shape of the output y")
-        if dropped is not None:
-            dzdy = dzdy.masked_fill(dropped, 0)
         dy = dzdy.reshape(n, k, c, ho, wo).transpose(1, 2).reshape(n, c, k * ho, wo)
         dzdx, dg = torch.ops.aten.grid_sampler_2d_backward(
             dy, x, g, 0, 0, True, [True, True])
@@ -95,16 +95,8 @@ def vl_nnbilinearsampler(x: T.Array, grid: T.Array, dzdy: Optional[T.Array] = No
         return call.out(dzdx, dzdgrid)
 
 
-def _dropped(grid, h, w):
-    """Samples left of or above the first pixel centre (N' x 1 x Ho x Wo), or None."""
-    if not bool(grid.amin() < -1):
-        return None
-    out = None
-    for axis, size in ((0, h), (1, w)):
-        if size > 1:
-            below = grid[:, axis:axis + 1] < -1
-            out = below if out is None else out | below
-    return out if out is not None and bool(out.any()) else None
+# u = (-5 + 1) (H - 1) / 2 <= -2 for H >= 2: both neighbours of the point lie outside
+_OUTSIDE = -5.0
 
 
 def _unstack(y, n, k, c, ho, wo):

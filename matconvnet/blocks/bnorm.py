@@ -98,8 +98,12 @@ def vl_nnbnorm(x: T.Array, g: T.Array, b: T.Array, dzdy: Optional[T.Array] = Non
         mu, sigma = moments[:, 0].contiguous(), moments[:, 1].contiguous()
     elif x.is_cuda and dzdy is None:
         # one fused kernel on the GPU (Welford statistics: the same up to rounding)
-        y, mu, invstd = torch.ops.aten.native_batch_norm(
-            x, g.reshape(-1), b.reshape(-1), None, None, True, 0.0, epsilon)
+        if _use_cudnn(x, epsilon, cudnn):
+            y, mu, invstd, _ = torch.ops.aten.cudnn_batch_norm(
+                x, g.reshape(-1), b.reshape(-1), None, None, True, 0.0, epsilon)
+        else:
+            y, mu, invstd = torch.ops.aten.native_batch_norm(
+                x, g.reshape(-1), b.reshape(-1), None, None, True, 0.0, epsilon)
         moments = torch.stack((mu, invstd.reciprocal()), dim=1).to(x.dtype)
         return call.out(y, moments) if return_moments else call.out(y)
     else:
@@ -112,9 +116,31 @@ def vl_nnbnorm(x: T.Array, g: T.Array, b: T.Array, dzdy: Optional[T.Array] = Non
         return call.out(y, moments) if return_moments else call.out(y)
     dzdy = call.tensor(dzdy, "dzdy")
     T.expect_shape(dzdy, "dzdy", x.shape, "the shape of x")
-    dzdx, dzdg, dzdb = torch.ops.aten.native_batch_norm_backward(
-        dzdy, x, gv, None, None, mu, sigma.reciprocal(), True, epsilon, [True, True, True])
+    # the CUDA kernels take the statistics of 16-bit data in float32, the CPU's in x's type
+    acc = torch.float32 if x.is_cuda and x.dtype in (torch.float16, torch.bfloat16) \
+        else x.dtype
+    mu, invstd = mu.to(acc), sigma.reciprocal().to(acc)
+    if x.is_cuda and _use_cudnn(x, epsilon, cudnn):
+        dzdx, dzdg, dzdb = torch.ops.aten.cudnn_batch_norm_backward(
+            x, dzdy.contiguous(), gv, None, None, mu, invstd, epsilon,
+            torch.empty(0, dtype=torch.uint8, device=x.device))
+    else:
+        dzdx, dzdg, dzdb = torch.ops.aten.native_batch_norm_backward(
+            dzdy, x, gv, None, None, mu, invstd, True, epsilon, [True, True, True])
     return call.out(dzdx, dzdg.reshape(g.shape), dzdb.reshape(b.shape), moments)
+
+
+_CUDNN_MIN_EPSILON = 1e-5   # CUDNN_BN_MIN_EPSILON
+USE_CUDNN = True            # module switch, for benchmarks comparing the two GPU kernels
+
+
+def _use_cudnn(x: torch.Tensor, epsilon: float, cudnn: bool) -> bool:
+    """cuDNN's batch normalisation (which autograd's F.batch_norm picks) for contiguous
+    32/64-bit data.  Its spatial mode keeps no reserve space, so the backward call needs
+    nothing from the forward call but the moments."""
+    return (USE_CUDNN and cudnn and x.dtype in (torch.float32, torch.float64)
+            and x.is_contiguous() and epsilon >= _CUDNN_MIN_EPSILON
+            and torch.backends.cudnn.is_available() and torch.backends.cudnn.enabled)
 
 
 def _batch_moments(x: torch.Tensor, epsilon: float):

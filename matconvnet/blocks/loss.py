@@ -6,12 +6,13 @@ and ``docs/blocks/vl_nnsoftmaxloss.md``).
 """
 from __future__ import annotations
 
-from typing import Optional
+import numbers
+from typing import Optional, Union
 
 import torch
 
 from .. import _tensor as T
-from .softmax import log_softmax_channels
+from .softmax import log_softmax_channels, softmax_channels
 
 __all__ = ["vl_nnloss", "vl_nnsoftmaxloss"]
 
@@ -131,7 +132,7 @@ def vl_nnloss(x: T.Array, c: T.Array, dzdy=None, *, loss: str = "softmaxlog",
         y = (t * weights).sum() if weights is not None else t.sum()
         return call.out(y * scale)
 
-    g = _scalar(call, dzdy) * scale
+    g = _projection(call, dzdy) * scale
     if weights is not None:
         g = g * weights
     dzdx = _derivative(loss, x, c, index, g)
@@ -195,7 +196,7 @@ def vl_nnsoftmaxloss(x: T.Array, c: T.Array, dzdy=None):
     if dzdy is None:
         t = _loss("softmaxlog", x, None, index, 0, 0.0)
         return call.out((t * mass).sum() / n)
-    g = _scalar(call, dzdy) * mass / n
+    g = _projection(call, dzdy) * mass / n
     return call.out(_derivative("softmaxlog", x, None, index, g))
 
 
@@ -243,8 +244,12 @@ def _weights(call, instance_weights, shape, ignore):
     return iw.expand(shape) if weights is None else weights * iw
 
 
-def _scalar(call, dzdy) -> torch.Tensor:
-    d = call.scalar_or_tensor(dzdy, "dzdy")
+def _projection(call, dzdy) -> Union[float, torch.Tensor]:
+    """The scalar ``dzdy``: a Python number stays one (no device copy, and a unit
+    projection costs no multiplication), anything else becomes a 0-d tensor."""
+    if isinstance(dzdy, numbers.Real) and not isinstance(dzdy, bool):
+        return float(dzdy)
+    d = call.tensor(dzdy, "dzdy")
     if d.numel() != 1:
         raise ValueError(f"dzdy: expected a scalar (the loss is a scalar), got shape {tuple(d.shape)}")
     return d.reshape(())
@@ -284,7 +289,14 @@ def _derivative(loss, x, c, index, g):
     if loss in ("classerror", "topkerror", "binaryerror"):
         return torch.zeros_like(x)
     if loss == "softmaxlog":
-        p = log_softmax_channels(x).exp_()  # faster than softmax over dim 1 on CPU
+        # on the CPU log-softmax and exp beat PyTorch's softmax over dimension 1; on the GPU
+        # the softmax kernel is one pass
+        p = softmax_channels(x) if x.is_cuda else log_softmax_channels(x).exp_()
+        if isinstance(g, float):
+            if g != 1.0:
+                p.mul_(g)
+            return p.scatter_add_(1, index, torch.full(index.shape, -g, dtype=x.dtype,
+                                                       device=x.device))
         p.scatter_add_(1, index, torch.full(index.shape, -1.0, dtype=x.dtype, device=x.device))
         return p.mul_(g)
     if loss in ("log", "mhinge"):

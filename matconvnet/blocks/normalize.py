@@ -60,19 +60,31 @@ def vl_nnnormalize(x: T.Array, param, dzdy: Optional[T.Array] = None):
     T.shape4(x, "x")
     size, kappa, alpha, beta = _param(param)
     before, after = (size - 1) // 2, size - 1 - (size - 1) // 2
-    den = _window_sum(x * x, before, after).mul_(alpha).add_(kappa)
+    den = _window_sum(x * x, before, after, alpha).add_(kappa)
     if dzdy is None:
         return call.out(x * den.pow(-beta))
     dzdy = call.tensor(dzdy, "dzdy")
     T.expect_shape(dzdy, "dzdy", x.shape, "the shape of x")
     scale = den.pow(-beta)
-    t = dzdy * x * scale / den
+    t = (dzdy * x).mul_(scale).div_(den)
     # sum over the windows containing t: the same window, mirrored
-    return call.out(dzdy * scale - (2 * alpha * beta) * x * _window_sum(t, after, before))
+    s = _window_sum(t, after, before, -2 * alpha * beta)
+    return call.out(torch.addcmul(dzdy * scale, x, s))
 
 
-def _window_sum(t: torch.Tensor, before: int, after: int) -> torch.Tensor:
-    """s_k = sum_{j = k - before}^{k + after} t_j over the channels, zero outside."""
+def _window_sum(t: torch.Tensor, before: int, after: int, weight: float) -> torch.Tensor:
+    """s_k = weight sum_{j = k - before}^{k + after} t_j over the channels, zero outside."""
+    c = t.shape[1]
+    if t.is_cuda and _exact_matmul(t.dtype):
+        # on the GPU one batched product with the (weighted) C x C band matrix reads t once
+        k = torch.arange(c, device=t.device)
+        band = ((k[None, :] >= k[:, None] - before) & (k[None, :] <= k[:, None] + after))
+        n = t.shape[0]
+        return torch.matmul(band.to(t.dtype) * weight, t.reshape(n, c, -1)).view(t.shape)
+    return _window_sum_unweighted(t, before, after).mul_(weight)
+
+
+def _window_sum_unweighted(t: torch.Tensor, before: int, after: int) -> torch.Tensor:
     c = t.shape[1]
     if before + after < 16:
         # small windows (AlexNet's 5): shifted adds beat a pooling kernel many times over
@@ -85,6 +97,13 @@ def _window_sum(t: torch.Tensor, before: int, after: int) -> torch.Tensor:
     padded = F.pad(t.unsqueeze(1), (0, 0, 0, 0, before, after))
     return F.avg_pool3d(padded, (before + after + 1, 1, 1), stride=1,
                         divisor_override=1).squeeze(1)
+
+
+def _exact_matmul(dtype: torch.dtype) -> bool:
+    """Whether CUDA matrix products in ``dtype`` keep its precision (TF32 off for float32)."""
+    if dtype == torch.float32:
+        return not torch.backends.cuda.matmul.allow_tf32
+    return dtype == torch.float64
 
 
 def _param(param):

@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from .. import _tensor as T
+from . import _triton_pool
 from ._common import (channels_last, check_pool_pad, crop_hw, cudnn_flag, is_symmetric,
                       memory_format_of, torch_pad, window_output_size)
 
@@ -192,8 +193,13 @@ def _max_forward_switches(x, geom):
 
 
 def _switches_and_output(x, geom):
-    """(switches, the output with -inf for NaN, whether the output was all finite)."""
+    """(switches, the output, whether that output is the forward's: otherwise NaN became
+    -inf in it)."""
     xp = _pooling_layout(_pad_input(x, geom, float("-inf")))
+    if _triton_pool.available(xp):   # one pass on the GPU, NaN rule included, no sync
+        y, idx = _triton_pool.max_pool_switches(xp, geom.pool, geom.stride, geom.padding,
+                                                geom.out)
+        return idx, y, True
     y, idx = _first_max_column_major(xp, geom)
     finite = bool(y.sum().isfinite())
     if not finite:
@@ -265,7 +271,10 @@ def _pick(values, index, out=None):
 
 
 def _max_backward(x, dzdy, geom, switches):
-    if bool((switches < 0).any()):   # windows that pass no derivative (all -inf/NaN)
+    # Windows holding only -inf/NaN have switch -1 and pass no derivative.  The CPU kernel
+    # scatters through the switches, so those are masked; the CUDA kernel gathers, for each
+    # input pixel, the outputs whose switch names it, and never matches -1 (no sync needed).
+    if not switches.is_cuda and bool((switches < 0).any()):
         dead = switches < 0
         dzdy = dzdy.masked_fill(dead, 0)
         switches = switches.masked_fill(dead, 0)

@@ -143,12 +143,21 @@ def test_cuda_half_precision_conv_pool_relu(dtype):
     assert z.dtype == dtype and dzdx.dtype == dtype
 
 
-@pytest.mark.parametrize("ties", [False, True], ids=["distinct", "ties"])
-def test_cuda_pool_switches_match_cpu(ties):
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["single", "double"])
+@pytest.mark.parametrize("values", ["distinct", "ties", "nonfinite"])
+def test_cuda_pool_switches_match_cpu(values, dtype):
     """The forward pass's switches (first maximum in column-major window order) and the
-    backward pass that consumes them agree with the CPU, also on plateaus of equal values."""
+    backward pass that consumes them agree with the CPU, also on plateaus of equal values
+    and on windows holding -inf and NaN (NaN is never selected; windows of only -inf/NaN
+    pass no derivative)."""
     torch.manual_seed(0)
-    x = torch.randint(0, 3, (2, 3, 11, 9)).float() if ties else torch.randn(2, 3, 11, 9)
+    x = torch.randn(2, 3, 11, 9) if values == "distinct" else \
+        torch.randint(0, 3, (2, 3, 11, 9)).float()
+    if values == "nonfinite":
+        x[0, 0, :4, :5] = float("-inf")
+        x[0, 1, 2, 3] = float("nan")
+        x[1, 2, :3, :3] = float("nan")
+    x = x.to(dtype)
     opts = dict(method="max", pad=[1, 0, 2, 1], stride=[2, 3])
     out = {}
     for dev in ("cpu", "cuda"):
@@ -158,10 +167,10 @@ def test_cuda_pool_switches_match_cpu(ties):
         dzdx = mcn.vl_nnpool(xd, [3, 4], dzdy, switches=sw, **opts)
         plain = mcn.vl_nnpool(xd, [3, 4], dzdy, **opts)
         assert sw.device.type == dev and dzdx.device.type == dev
-        torch.testing.assert_close(dzdx, plain, rtol=0, atol=0)
+        torch.testing.assert_close(dzdx, plain, rtol=0, atol=0, equal_nan=True)
         out[dev] = (y.cpu(), sw.cpu(), dzdx.cpu())
     for a, b in zip(out["cpu"], out["cuda"]):
-        torch.testing.assert_close(b, a, rtol=0, atol=0)
+        torch.testing.assert_close(b, a, rtol=0, atol=0, equal_nan=True)
 
 
 def test_cuda_dagnn_matches_cpu():
@@ -183,3 +192,32 @@ def test_cuda_dagnn_matches_cpu():
                    [p.der.cpu() for p in net.params]
     for a, b in zip(res["cpu"], res["cuda"]):
         torch.testing.assert_close(b, a, rtol=1e-9, atol=1e-9)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=["half", "bfloat16"])
+def test_cuda_half_precision_bnorm_with_moments(dtype):
+    """The wrappers' call pattern: the backward call gets the forward call's moments."""
+    x = torch.randn(8, 4, 6, 6, device="cuda") * 2 + 1
+    g, b = torch.rand(4, device="cuda") + 0.5, torch.randn(4, device="cuda")
+    dzdy = torch.randn_like(x)
+    y, m = mcn.vl_nnbnorm(x.to(dtype), g.to(dtype), b.to(dtype), return_moments=True)
+    dzdx, dzdg, dzdb, m2 = mcn.vl_nnbnorm(x.to(dtype), g.to(dtype), b.to(dtype),
+                                          dzdy.to(dtype), moments=m)
+    assert y.dtype == dzdx.dtype == dzdg.dtype == dtype and torch.equal(m2, m)
+    ref = mcn.vl_nnbnorm(x, g, b, dzdy)
+    for got, want in zip((dzdx, dzdg, dzdb), ref[:3]):
+        assert float((got.float() - want).abs().max()) < 0.05 * max(1.0, float(want.abs().max()))
+
+
+def test_cuda_bnorm_cudnn_and_native_kernels_agree():
+    x = torch.randn(6, 5, 7, 7, dtype=torch.float64, device="cuda") * 3 + 2
+    g = torch.rand(5, dtype=torch.float64, device="cuda") + 0.5
+    b = torch.randn(5, dtype=torch.float64, device="cuda")
+    dzdy = torch.randn_like(x)
+    for moments in (None, torch.rand(5, 2, dtype=torch.float64, device="cuda") + 0.5):
+        outs = [mcn.vl_nnbnorm(x, g, b, moments=moments, cudnn=flag) for flag in (True, False)]
+        torch.testing.assert_close(outs[0], outs[1], rtol=1e-10, atol=1e-10)
+        ders = [mcn.vl_nnbnorm(x, g, b, dzdy, moments=moments, cudnn=flag)
+                for flag in (True, False)]
+        for a, c in zip(*ders):
+            torch.testing.assert_close(a, c, rtol=1e-9, atol=1e-9)

@@ -411,3 +411,41 @@ def test_unknown_keyword_and_mixed_arrays():
         mcn.vl_nnpool(x, 2, y.float())
     with pytest.raises(ValueError, match="^x"):
         mcn.vl_nnpool(nm.randn(2, 5, 6), 2)
+
+
+_TRITON_CHECK = r"""
+import torch
+from matconvnet import vl_nnpool
+from matconvnet.blocks import pool as P, _triton_pool
+g = torch.Generator().manual_seed(0)
+for trial in range(12):
+    ph, pw = torch.randint(1, 5, (2,), generator=g).tolist()
+    sy, sx = torch.randint(1, 4, (2,), generator=g).tolist()
+    pad = [int(torch.randint(0, k, (), generator=g)) for k in (ph, ph, pw, pw)]
+    h, w = torch.randint(5, 12, (2,), generator=g).tolist()
+    x = torch.randint(0, 3, (2, 3, h, w), generator=g).to([torch.float32, torch.float64][trial % 2])
+    if trial % 3 == 0:
+        x[0, 0, :3, :3] = float("-inf")
+        x[1, 1, 1, 1] = float("nan")
+    y0, s0 = vl_nnpool(x, [ph, pw], pad=pad, stride=[sy, sx], return_switches=True)
+    geom = P._Geometry([ph, pw], pad, [sy, sx], tuple(y0.shape[2:]), (h, w))
+    xp = P._pad_input(x, geom, float("-inf"))
+    y1, s1 = _triton_pool.max_pool_switches(xp, geom.pool, geom.stride, geom.padding, geom.out)
+    assert torch.equal(s1, s0.contiguous()), (ph, pw, sy, sx, pad, h, w)
+    assert torch.equal(y1.isnan(), y0.isnan())
+    assert torch.equal(y1.nan_to_num(), y0.contiguous().nan_to_num())
+print("ok")
+"""
+
+
+def test_triton_switch_kernel_matches_the_separable_passes():
+    """The GPU kernel (run by Triton's interpreter on the CPU) gives the CPU path's switches
+    and output on ties, -inf and NaN, for random windows, strides and pads."""
+    pytest.importorskip("triton", reason="Triton is not installed (it ships with CUDA builds)")
+    import os
+    import subprocess
+    import sys
+    env = dict(os.environ, TRITON_INTERPRET="1")
+    r = subprocess.run([sys.executable, "-c", _TRITON_CHECK], env=env, capture_output=True,
+                       text=True, timeout=600)
+    assert r.returncode == 0 and r.stdout.strip().endswith("ok"), r.stderr[-3000:]
