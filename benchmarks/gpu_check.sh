@@ -29,10 +29,9 @@ stage() {  # stage NAME SECONDS COMMAND...
 cat "$OUT/env.txt"
 stage tests 100 python3 -m pytest -q -p no:cacheprovider -m cuda -rs \
     tests
-stage blocks_f32 100 python3 benchmarks/blocks.py --device cuda --repeat 15
+stage blocks_f32 100 python3 benchmarks/blocks.py --device cuda --repeat 20
 if [ "$1" != quick ]; then
-    stage blocks_f16 40 python3 benchmarks/blocks.py --device cuda --dtype float16 --repeat 10 \
-        --filter "conv"
+    stage blocks_f16 60 python3 benchmarks/blocks.py --device cuda --dtype float16 --repeat 10
     stage train 100 python3 benchmarks/train_speed.py --device cuda --iters 10 --warmup 3 \
         --no-memory --models cifar-nin,alexnet,vgg-f,vgg-vd-16,resnet-50
 fi

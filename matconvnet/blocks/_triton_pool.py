@@ -22,71 +22,17 @@ For each output element (one program instance handles ``BLOCK`` of them)::
 CUDA backward kernel gathers, for each input pixel, the outputs whose switch names it, so a
 -1 switch is simply never matched.
 
-Used only for CUDA tensors, and only when Triton imports (it ships with PyTorch's Linux CUDA
-builds); :func:`available` says whether it applies.
+Used only for CUDA tensors, and only when Triton imports (see :mod:`._triton`).
 """
 from __future__ import annotations
 
-import contextlib
-import functools
 from typing import Tuple
 
 import torch
 
-__all__ = ["available", "max_pool_switches"]
+from . import _triton
 
-
-@functools.lru_cache(maxsize=None)
-def _kernel():
-    import triton
-    import triton.language as tl
-
-    @triton.jit
-    def max_pool_switches_kernel(x_ptr, y_ptr, idx_ptr, total, H, W, YH, YW,
-                                 PH, PW, SY, SX, PT, PL,
-                                 BLOCK: tl.constexpr, WIDE: tl.constexpr):
-        o = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
-        live = o < total
-        plane = o // (YH * YW)
-        r = o % (YH * YW)
-        oy = r // YW
-        ox = r % YW
-        base = x_ptr + plane * H * W
-        best = tl.full([BLOCK], float("-inf"), WIDE)
-        index = tl.full([BLOCK], -1, tl.int64)
-        nan = tl.zeros([BLOCK], tl.int1)
-        for j in range(0, PW):
-            u0 = ox * SX - PL + j
-            col = live & (u0 >= 0) & (u0 < W)
-            for i in range(0, PH):
-                v0 = oy * SY - PT + i
-                ok = col & (v0 >= 0) & (v0 < H)
-                at = v0 * W + u0
-                val = tl.load(base + at, mask=ok, other=float("-inf")).to(WIDE)
-                nan = nan | (val != val)
-                better = val > best
-                best = tl.where(better, val, best)
-                index = tl.where(better, at, index)
-        y = tl.where(nan, float("nan"), best)
-        tl.store(y_ptr + o, y.to(y_ptr.dtype.element_ty), mask=live)
-        tl.store(idx_ptr + o, index, mask=live)
-
-    return triton, tl, max_pool_switches_kernel
-
-
-@functools.lru_cache(maxsize=None)
-def _triton_imports() -> bool:
-    try:
-        _kernel()
-        return True
-    except Exception:  # no Triton, or one this code cannot use: the separable passes remain
-        return False
-
-
-def available(x: torch.Tensor) -> bool:
-    """Whether the kernel applies to ``x`` (a CUDA tensor of a floating type, with Triton)."""
-    return (x.is_cuda and x.dtype in (torch.float32, torch.float64, torch.float16,
-                                      torch.bfloat16) and _triton_imports())
+__all__ = ["max_pool_switches"]
 
 
 def max_pool_switches(xp: torch.Tensor, pool, stride, padding,
@@ -94,7 +40,8 @@ def max_pool_switches(xp: torch.Tensor, pool, stride, padding,
     """``(y, switches)`` of max pooling ``xp`` (N x C x H x W) with windows ``pool``, steps
     ``stride`` and top/left padding ``padding`` (windows clipped to the image), giving an
     ``out`` = (YH, YW) output.  The switches index each N x C plane of ``xp`` (u W + v)."""
-    triton, tl, kernel = _kernel()
+    import triton
+    from ._triton_kernels import max_pool_switches as kernel
     xp = xp.contiguous()
     n, c, h, w = xp.shape
     yh, yw = out
@@ -104,10 +51,9 @@ def max_pool_switches(xp: torch.Tensor, pool, stride, padding,
     if total == 0:
         return y, idx
     block = 256
-    wide = tl.float64 if xp.dtype == torch.float64 else tl.float32
-    # (CPU tensors reach here only under TRITON_INTERPRET=1, in tests of the kernel itself)
-    with torch.cuda.device(xp.device) if xp.is_cuda else contextlib.nullcontext():
+    with _triton.device_context(xp):
         kernel[(triton.cdiv(total, block),)](
             xp, y, idx, total, h, w, yh, yw, int(pool[0]), int(pool[1]), int(stride[0]),
-            int(stride[1]), int(padding[0]), int(padding[1]), BLOCK=block, WIDE=wide)
+            int(stride[1]), int(padding[0]), int(padding[1]), BLOCK=block,
+            WIDE=_triton.wide(xp.dtype))
     return y, idx

@@ -98,7 +98,7 @@ def vl_nnbnorm(x: T.Array, g: T.Array, b: T.Array, dzdy: Optional[T.Array] = Non
         mu, sigma = moments[:, 0].contiguous(), moments[:, 1].contiguous()
     elif x.is_cuda and dzdy is None:
         # one fused kernel on the GPU (Welford statistics: the same up to rounding)
-        if _use_cudnn(x, epsilon, cudnn):
+        if _use_cudnn(x, g, b, epsilon, cudnn):
             y, mu, invstd, _ = torch.ops.aten.cudnn_batch_norm(
                 x, g.reshape(-1), b.reshape(-1), None, None, True, 0.0, epsilon)
         else:
@@ -120,7 +120,7 @@ def vl_nnbnorm(x: T.Array, g: T.Array, b: T.Array, dzdy: Optional[T.Array] = Non
     acc = torch.float32 if x.is_cuda and x.dtype in (torch.float16, torch.bfloat16) \
         else x.dtype
     mu, invstd = mu.to(acc), sigma.reciprocal().to(acc)
-    if x.is_cuda and _use_cudnn(x, epsilon, cudnn):
+    if x.is_cuda and _use_cudnn(x, g, b, epsilon, cudnn):
         dzdx, dzdg, dzdb = torch.ops.aten.cudnn_batch_norm_backward(
             x, dzdy.contiguous(), gv, None, None, mu, invstd, epsilon,
             torch.empty(0, dtype=torch.uint8, device=x.device))
@@ -130,17 +130,25 @@ def vl_nnbnorm(x: T.Array, g: T.Array, b: T.Array, dzdy: Optional[T.Array] = Non
     return call.out(dzdx, dzdg.reshape(g.shape), dzdb.reshape(b.shape), moments)
 
 
-_CUDNN_MIN_EPSILON = 1e-5   # CUDNN_BN_MIN_EPSILON
-USE_CUDNN = True            # module switch, for benchmarks comparing the two GPU kernels
+USE_CUDNN = True   # module switch, for benchmarks comparing the two GPU kernels
 
 
-def _use_cudnn(x: torch.Tensor, epsilon: float, cudnn: bool) -> bool:
-    """cuDNN's batch normalisation (which autograd's F.batch_norm picks) for contiguous
-    32/64-bit data.  Its spatial mode keeps no reserve space, so the backward call needs
-    nothing from the forward call but the moments."""
-    return (USE_CUDNN and cudnn and x.dtype in (torch.float32, torch.float64)
-            and x.is_contiguous() and epsilon >= _CUDNN_MIN_EPSILON
-            and torch.backends.cudnn.is_available() and torch.backends.cudnn.enabled)
+def _use_cudnn(x: torch.Tensor, g: torch.Tensor, b: torch.Tensor, epsilon: float,
+               cudnn: bool) -> bool:
+    """Whether to use cuDNN's batch normalisation: where autograd's F.batch_norm would (the
+    same kernels, so the same speed), for contiguous data only -- there cuDNN's spatial mode
+    keeps no reserve space, so the backward call needs nothing of the forward's but the
+    moments."""
+    if not (USE_CUDNN and cudnn and x.is_contiguous() and torch.backends.cudnn.enabled):
+        return False
+    gv, bv = g.reshape(-1), b.reshape(-1)
+    try:
+        stats = torch.empty_like(gv)
+        backend = torch._C._select_batch_norm_backend(x, gv, bv, stats, stats, True, epsilon)
+        return backend == torch._C._BatchNormBackend.Cudnn
+    except (AttributeError, RuntimeError, TypeError):   # a PyTorch without the selector
+        return (x.dtype in (torch.float32, torch.float64) and epsilon >= 1e-5
+                and torch.backends.cudnn.is_available())
 
 
 def _batch_moments(x: torch.Tensor, epsilon: float):

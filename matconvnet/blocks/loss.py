@@ -7,11 +7,13 @@ and ``docs/blocks/vl_nnsoftmaxloss.md``).
 from __future__ import annotations
 
 import numbers
-from typing import Optional, Union
+import weakref
+from typing import Dict, Optional, Tuple, Union
 
 import torch
 
 from .. import _tensor as T
+from . import _triton, _triton_loss
 from .softmax import log_softmax_channels, softmax_channels
 
 __all__ = ["vl_nnloss", "vl_nnsoftmaxloss"]
@@ -116,8 +118,8 @@ def vl_nnloss(x: T.Array, c: T.Array, dzdy=None, *, loss: str = "softmaxlog",
                 "1 (one class index per location)" if categorical
                 else f"{channels} (one label per channel of x)")
     if categorical:
-        index, lo = _class_index(c, channels, lowest=0)
-        has_ignore = lo == 0
+        index = _Classes(c, channels, lowest=0)
+        has_ignore = index.lowest == 0
     else:
         index, has_ignore = None, bool((c == 0).any())
         c = c.to(x.dtype)
@@ -127,7 +129,7 @@ def vl_nnloss(x: T.Array, c: T.Array, dzdy=None, *, loss: str = "softmaxlog",
 
     if dzdy is None:
         t = _loss(loss, x, c, index, top_k, threshold)
-        if has_ignore:
+        if has_ignore and not (loss == "softmaxlog" and _triton.applies(x)):  # 0 there already
             t = t.masked_fill(ignore, 0)
         y = (t * weights).sum() if weights is not None else t.sum()
         return call.out(y * scale)
@@ -192,7 +194,7 @@ def vl_nnsoftmaxloss(x: T.Array, c: T.Array, dzdy=None):
     mass = (labels > 0).to(x.dtype)
     if c.shape[1] == 2:
         mass = mass * c[:, 1:].to(x.dtype)
-    index, _ = _class_index(labels, channels, lowest=None)
+    index = _Classes(labels, channels, lowest=None)
     if dzdy is None:
         t = _loss("softmaxlog", x, None, index, 0, 0.0)
         return call.out((t * mass).sum() / n)
@@ -214,22 +216,58 @@ def _labels(c: torch.Tensor, x: torch.Tensor, depth: int, what: str) -> torch.Te
     return c
 
 
-def _class_index(c: torch.Tensor, channels: int, lowest: Optional[int]):
-    """0-based class indices of integer labels 1..C (labels below 1, ignored, point at 0),
-    and the smallest label.  One device synchronisation for all the checks."""
-    stats = [c.min(), c.max()]
+class _Classes:
+    """Categorical labels ``c`` (N x 1 x H x W, 1-based, below 1 = ignored), checked: integers
+    up to C, and at least ``lowest`` when given.  ``index`` gives them as 0-based int64
+    indices (ignored ones pointing at 0), made on first use; the GPU kernels read ``c``."""
+
+    def __init__(self, c: torch.Tensor, channels: int, lowest: Optional[int]):
+        self.c = c
+        lo, hi = _label_range(c)
+        if hi > channels or (lowest is not None and lo < lowest):
+            first = "1" if lowest is None else str(lowest)
+            raise ValueError(
+                f"c: expected class indices up to {channels} (from {first}; 0 = ignore), "
+                f"got values in {lo}..{hi}")
+        self.lowest = lo
+        self._index = None
+
+    @property
+    def index(self) -> torch.Tensor:
+        if self._index is None:
+            i = self.c.long() - 1
+            self._index = i.clamp_(min=0) if self.lowest < 1 else i
+        return self._index
+
+
+def _label_range(c: torch.Tensor) -> Tuple[int, int]:
+    """(smallest, largest) label, checked to be integers: one device synchronisation, which
+    a later call on the same labels, unchanged (same tensor, same version), skips."""
+    base = c._base if c._base is not None else c     # the caller's tensor, not our view
+    view = (tuple(c.shape), c.stride(), c.storage_offset())
+    hit = _CHECKED.get(id(base))
+    if hit is not None and hit[0]() is base and hit[1] == base._version and hit[2] == view:
+        return hit[3]
+    if c.dtype == torch.bool:
+        c = c.to(torch.uint8)
+    stats = list(torch.aminmax(c)) if c.numel() else [c.new_zeros(()), c.new_zeros(())]
     if c.dtype.is_floating_point:
         stats.append((c != c.round()).any().to(c.dtype))
-    stats = torch.stack(stats).tolist()
+    stats = torch.stack([t.to(c.dtype) for t in stats]).tolist()
     if len(stats) == 3 and stats[2]:
         raise ValueError("c: expected integer class indices, got non-integer labels")
-    lo, hi = int(stats[0]), int(stats[1])
-    if hi > channels or (lowest is not None and lo < lowest):
-        first = "1" if lowest is None else str(lowest)
-        raise ValueError(
-            f"c: expected class indices up to {channels} (from {first}; 0 = ignore), "
-            f"got values in {lo}..{hi}")
-    return (c.long() - 1).clamp_(min=0), lo
+    found = (int(stats[0]), int(stats[1]))
+    key = id(base)
+    try:
+        ref = weakref.ref(base, lambda _, key=key: _CHECKED.pop(key, None))
+    except TypeError:
+        return found
+    _CHECKED[key] = (ref, base._version, view, found)
+    return found
+
+
+# labels already checked: id -> (weak reference, version, the view's geometry, range)
+_CHECKED: Dict[int, tuple] = {}
 
 
 def _weights(call, instance_weights, shape, ignore):
@@ -255,8 +293,11 @@ def _projection(call, dzdy) -> Union[float, torch.Tensor]:
     return d.reshape(())
 
 
-def _loss(loss, x, c, index, top_k, threshold):
+def _loss(loss, x, c, classes, top_k, threshold):
     """Per-location loss t: N x 1 x H x W (categorical) or N x C x H x W (attribute)."""
+    if loss == "softmaxlog" and _triton.applies(x):
+        return _triton_loss.softmaxlog_loss(x, classes.c)   # 0 at ignored locations
+    index = classes.index if classes is not None else None
     if loss == "classerror":
         return (x.argmax(dim=1, keepdim=True) != index).to(x.dtype)
     if loss == "topkerror":
@@ -284,8 +325,11 @@ def _loss(loss, x, c, index, top_k, threshold):
     return (1 - c * x).clamp_(min=0)  # hinge
 
 
-def _derivative(loss, x, c, index, g):
+def _derivative(loss, x, c, classes, g):
     """dzdx for the per-location weight-times-projection ``g`` (scalar or label-shaped)."""
+    if loss == "softmaxlog" and _triton.applies(x):
+        return _triton_loss.softmaxlog_derivative(x, classes.c, g)
+    index = classes.index if classes is not None else None
     if loss in ("classerror", "topkerror", "binaryerror"):
         return torch.zeros_like(x)
     if loss == "softmaxlog":

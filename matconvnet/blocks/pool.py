@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from .. import _tensor as T
-from . import _triton_pool
+from . import _triton, _triton_pool
 from ._common import (channels_last, check_pool_pad, crop_hw, cudnn_flag, is_symmetric,
                       memory_format_of, torch_pad, window_output_size)
 
@@ -196,7 +196,7 @@ def _switches_and_output(x, geom):
     """(switches, the output, whether that output is the forward's: otherwise NaN became
     -inf in it)."""
     xp = _pooling_layout(_pad_input(x, geom, float("-inf")))
-    if _triton_pool.available(xp):   # one pass on the GPU, NaN rule included, no sync
+    if _triton.applies(xp):   # one pass on the GPU, NaN rule included, no sync
         y, idx = _triton_pool.max_pool_switches(xp, geom.pool, geom.stride, geom.padding,
                                                 geom.out)
         return idx, y, True

@@ -760,3 +760,77 @@ SMXL_INVALID = [
 def test_softmaxloss_invalid_arguments(call, exc, name):
     with pytest.raises(exc, match=rf"^{name}:"):
         call()
+
+
+# ----------------------------------------------------------------------------- label checks
+
+def test_labels_changed_in_place_are_checked_again():
+    """The label check runs once per labels tensor and version: an in-place change after a
+    first call is caught by the next one."""
+    x = torch.randn(4, 5, 2, 2)
+    c = torch.randint(1, 6, (4, 1, 2, 2))
+    mcn.vl_nnloss(x, c)
+    c[0, 0, 0, 0] = 9
+    with pytest.raises(ValueError, match="c: expected class indices up to 5"):
+        mcn.vl_nnloss(x, c, 1.0)
+    c[0, 0, 0, 0] = 0      # allowed again: 0 = ignore, and the loss skips that location
+    torch.testing.assert_close(mcn.vl_nnloss(x, c),
+                               mcn.vl_nnloss(x, c, instance_weights=(c != 0).float()))
+
+
+def test_label_check_tells_views_of_one_tensor_apart():
+    """vl_nnsoftmaxloss reads N x 2 x H x W labels [class, weight]: views of the same tensor
+    with different contents are each checked."""
+    x = torch.randn(3, 4, 2, 2)
+    both = torch.ones(3, 2, 2, 2)
+    both[:, 1] = 7.0                         # weights, not class indices
+    mcn.vl_nnsoftmaxloss(x, both)            # checks the class channel (all 1)
+    with pytest.raises(ValueError, match="c: expected class indices up to 4"):
+        mcn.vl_nnloss(x, both[:, 1:])        # the weight channel: 7 > 4
+
+
+_TRITON_LOSS_CHECK = r"""
+import torch
+import matconvnet as mcn
+from matconvnet.blocks import _triton
+g = torch.Generator().manual_seed(0)
+cases = []
+for (n, c, h, w) in [(4, 6, 3, 5), (5, 1000, 1, 1), (2, 1100, 1, 3), (3, 1, 2, 2)]:
+    x = torch.randn(n, c, h, w, generator=g, dtype=torch.float64) * 3
+    per_loc = torch.randint(0, c + 1, (n, 1, h, w), generator=g)
+    per_img = torch.randint(1, c + 1, (n,), generator=g)
+    iw = torch.rand(n, 1, h, w, generator=g, dtype=torch.float64)
+    cases += [(x, per_loc, {}), (x, per_img, {}), (x, per_loc.double(), {"normalise": False}),
+              (x, per_img, {"instance_weights": iw}), (x, per_loc, {"instance_weights": 0.5})]
+results = {}
+for mode in ("torch", "triton"):
+    _triton.applies = (lambda t: True) if mode == "triton" else (lambda t: False)
+    out = []
+    for x, c, kw in cases:
+        out.append(mcn.vl_nnloss(x, c, **kw))
+        out.append(mcn.vl_nnloss(x, c, 0.7, **kw))
+        out.append(mcn.vl_nnloss(x, c, torch.tensor(2.0, dtype=torch.float64), **kw))
+        sm = torch.cat([c.reshape(x.shape[0], 1, *([1, 1] if c.dim() == 1 else c.shape[2:])).double(),
+                        torch.full((x.shape[0], 1) + ((1, 1) if c.dim() == 1 else tuple(c.shape[2:])), 0.5,
+                                   dtype=torch.float64)], 1)
+        out.append(mcn.vl_nnsoftmaxloss(x, sm))
+        out.append(mcn.vl_nnsoftmaxloss(x, sm, 1.0))
+    results[mode] = out
+for a, b in zip(results["torch"], results["triton"]):
+    assert float((a - b).abs().max()) <= 1e-12 * max(1.0, float(a.abs().max())), float((a - b).abs().max())
+print("ok")
+"""
+
+
+def test_triton_softmaxlog_kernels_match_the_torch_path():
+    """The GPU kernels (run by Triton's interpreter on the CPU) give vl_nnloss's and
+    vl_nnsoftmaxloss's results: labels per image or per location, ignored labels, weights,
+    normalise, C over one chunk (1000+), dzdy a number or a tensor."""
+    pytest.importorskip("triton", reason="Triton is not installed (it ships with CUDA builds)")
+    import os
+    import subprocess
+    import sys
+    env = dict(os.environ, TRITON_INTERPRET="1")
+    r = subprocess.run([sys.executable, "-c", _TRITON_LOSS_CHECK], env=env,
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0 and r.stdout.strip().endswith("ok"), r.stderr[-3000:]
