@@ -7,33 +7,71 @@ import triton.language as tl
 # ----------------------------------------------------------------------------- max pooling
 
 @triton.jit
-def max_pool_switches(x_ptr, y_ptr, idx_ptr, total, H, W, YH, YW, PH, PW, SY, SX, PT, PL,
-                      BLOCK: tl.constexpr, WIDE: tl.constexpr):
-    o = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
-    live = o < total
+def _offsets(total, BLOCK: tl.constexpr, I64: tl.constexpr):
+    """This program's BLOCK flat indices (int32 index arithmetic unless I64: 64-bit
+    division costs many instructions on a GPU) and which of them exist."""
+    pid = tl.program_id(0)
+    if I64:
+        pid = pid.to(tl.int64)
+    o = pid * BLOCK + tl.arange(0, BLOCK)
+    return o, o < total
+
+
+@triton.jit
+def _window_start(o, H, W, YH, YW, SY, SX, PT, PL):
     plane = o // (YH * YW)
     r = o % (YH * YW)
-    oy = r // YW
-    ox = r % YW
-    base = x_ptr + plane * H * W
-    best = tl.full([BLOCK], float("-inf"), WIDE)
-    index = tl.full([BLOCK], -1, tl.int64)
-    nan = tl.zeros([BLOCK], tl.int1)
-    for j in range(0, PW):
-        u0 = ox * SX - PL + j
-        col = live & (u0 >= 0) & (u0 < W)
-        for i in range(0, PH):
-            v0 = oy * SY - PT + i
-            ok = col & (v0 >= 0) & (v0 < H)
-            at = v0 * W + u0
-            val = tl.load(base + at, mask=ok, other=float("-inf")).to(WIDE)
-            nan = nan | (val != val)
-            better = val > best
-            best = tl.where(better, val, best)
-            index = tl.where(better, at, index)
+    return plane * H * W, (r // YW) * SY - PT, (r % YW) * SX - PL
+
+
+@triton.jit
+def _visit(x_ptr, base, v0, u0, H, W, live, best, index, nan, WIDE: tl.constexpr):
+    """One window element: the first strict maximum wins; NaN is noted, never selected."""
+    ok = live & (u0 >= 0) & (u0 < W) & (v0 >= 0) & (v0 < H)
+    at = v0 * W + u0
+    val = tl.load(x_ptr + base + at, mask=ok, other=float("-inf")).to(WIDE)
+    better = val > best
+    return tl.where(better, val, best), tl.where(better, at, index), nan | (val != val)
+
+
+@triton.jit
+def _store_pool(y_ptr, idx_ptr, o, live, best, index, nan):
     y = tl.where(nan, float("nan"), best)
     tl.store(y_ptr + o, y.to(y_ptr.dtype.element_ty), mask=live)
-    tl.store(idx_ptr + o, index, mask=live)
+    tl.store(idx_ptr + o, index.to(tl.int64), mask=live)
+
+
+@triton.jit
+def max_pool_switches(x_ptr, y_ptr, idx_ptr, total, H, W, YH, YW, PH, PW, SY, SX, PT, PL,
+                      BLOCK: tl.constexpr, WIDE: tl.constexpr, I64: tl.constexpr):
+    """Any window size: runtime loops, columns outer."""
+    o, live = _offsets(total, BLOCK, I64)
+    base, v_start, u_start = _window_start(o, H, W, YH, YW, SY, SX, PT, PL)
+    best = tl.full([BLOCK], float("-inf"), WIDE)
+    index = tl.full([BLOCK], -1, o.dtype)
+    nan = tl.zeros([BLOCK], tl.int1)
+    for j in range(0, PW):
+        for i in range(0, PH):
+            best, index, nan = _visit(x_ptr, base, v_start + i, u_start + j, H, W, live, best,
+                                      index, nan, WIDE)
+    _store_pool(y_ptr, idx_ptr, o, live, best, index, nan)
+
+
+@triton.jit
+def max_pool_switches_unrolled(x_ptr, y_ptr, idx_ptr, total, H, W, YH, YW, SY, SX, PT, PL,
+                               PH: tl.constexpr, PW: tl.constexpr, BLOCK: tl.constexpr,
+                               WIDE: tl.constexpr, I64: tl.constexpr):
+    """Small windows (a compile per window size): the loops unrolled, columns outer."""
+    o, live = _offsets(total, BLOCK, I64)
+    base, v_start, u_start = _window_start(o, H, W, YH, YW, SY, SX, PT, PL)
+    best = tl.full([BLOCK], float("-inf"), WIDE)
+    index = tl.full([BLOCK], -1, o.dtype)
+    nan = tl.zeros([BLOCK], tl.int1)
+    for j in tl.static_range(PW):
+        for i in tl.static_range(PH):
+            best, index, nan = _visit(x_ptr, base, v_start + i, u_start + j, H, W, live, best,
+                                      index, nan, WIDE)
+    _store_pool(y_ptr, idx_ptr, o, live, best, index, nan)
 
 
 # ----------------------------------------------------------------------------- softmaxlog
@@ -44,6 +82,7 @@ def _tile(x_ptr, base, k0, S, live, C, BLOCK_C: tl.constexpr, WIDE: tl.constexpr
     ok = (k < C)[:, None] & live[None, :]
     ptr = x_ptr + base[None, :] + k[:, None].to(tl.int64) * S
     return k, ok, tl.load(ptr, mask=ok, other=float("-inf")).to(WIDE)
+
 
 @triton.jit
 def _lse(x_ptr, base, S, live, C, BLOCK_C: tl.constexpr, BLOCK_P: tl.constexpr,
@@ -59,6 +98,7 @@ def _lse(x_ptr, base, S, live, C, BLOCK_C: tl.constexpr, BLOCK_P: tl.constexpr,
         m = m_new
     return tl.where(m == float("-inf"), m, m + tl.log(l))
 
+
 @triton.jit
 def _positions(c_ptr, P, S, CN, CS, BLOCK_P: tl.constexpr):
     p = tl.program_id(0).to(tl.int64) * BLOCK_P + tl.arange(0, BLOCK_P)
@@ -67,6 +107,7 @@ def _positions(c_ptr, P, S, CN, CS, BLOCK_P: tl.constexpr):
     s = p % S
     label = tl.load(c_ptr + n * CN + s * CS, mask=live, other=0).to(tl.int64)
     return p, live, n, s, label
+
 
 @triton.jit
 def softmaxlog_loss(x_ptr, c_ptr, t_ptr, P, C, S, CN, CS,
@@ -78,6 +119,7 @@ def softmaxlog_loss(x_ptr, c_ptr, t_ptr, P, C, S, CN, CS,
     xc = tl.load(x_ptr + base + (label - 1) * S, mask=has, other=0).to(WIDE)
     t = tl.where(has, lse - xc, 0.0)
     tl.store(t_ptr + p, t.to(t_ptr.dtype.element_ty), mask=live)
+
 
 @triton.jit
 def softmaxlog_derivative(x_ptr, c_ptr, g_ptr, g_value, dx_ptr, P, C, S, CN, CS, GN, GS,

@@ -41,7 +41,7 @@ def max_pool_switches(xp: torch.Tensor, pool, stride, padding,
     ``stride`` and top/left padding ``padding`` (windows clipped to the image), giving an
     ``out`` = (YH, YW) output.  The switches index each N x C plane of ``xp`` (u W + v)."""
     import triton
-    from ._triton_kernels import max_pool_switches as kernel
+    from . import _triton_kernels as K
     xp = xp.contiguous()
     n, c, h, w = xp.shape
     yh, yw = out
@@ -51,9 +51,19 @@ def max_pool_switches(xp: torch.Tensor, pool, stride, padding,
     if total == 0:
         return y, idx
     block = 256
+    ph, pw = int(pool[0]), int(pool[1])
+    geometry = (h, w, yh, yw)
+    steps = (int(stride[0]), int(stride[1]), int(padding[0]), int(padding[1]))
+    opts = dict(BLOCK=block, WIDE=_triton.wide(xp.dtype),
+                I64=max(xp.numel(), total) >= 2 ** 31 - 1)
+    grid = (triton.cdiv(total, block),)
     with _triton.device_context(xp):
-        kernel[(triton.cdiv(total, block),)](
-            xp, y, idx, total, h, w, yh, yw, int(pool[0]), int(pool[1]), int(stride[0]),
-            int(stride[1]), int(padding[0]), int(padding[1]), BLOCK=block,
-            WIDE=_triton.wide(xp.dtype))
+        if ph * pw <= _UNROLL_MAX:
+            K.max_pool_switches_unrolled[grid](xp, y, idx, total, *geometry, *steps,
+                                               PH=ph, PW=pw, **opts)
+        else:
+            K.max_pool_switches[grid](xp, y, idx, total, *geometry, ph, pw, *steps, **opts)
     return y, idx
+
+
+_UNROLL_MAX = 64   # window elements up to which the kernel is compiled for the window size

@@ -94,8 +94,8 @@ def vl_nnbnorm(x: T.Array, g: T.Array, b: T.Array, dzdy: Optional[T.Array] = Non
                 f"{tuple(moments.shape)}")
         if tuple(moments.shape) != (c, 2):  # MATLAB's column-major [mu; sigma] order
             moments = moments.reshape(2, c).t()
-        # contiguous copies: the backward kernel ignores the strides of its mean/invstd
-        mu, sigma = moments[:, 0].contiguous(), moments[:, 1].contiguous()
+        # contiguous rows (one copy at most): the kernels ignore the strides of mean/invstd
+        mu, sigma = moments.t().contiguous()
     elif x.is_cuda and dzdy is None:
         # one fused kernel on the GPU (Welford statistics: the same up to rounding)
         if _use_cudnn(x, g, b, epsilon, cudnn):
