@@ -79,8 +79,11 @@ def vl_nnbilinearsampler(x: T.Array, grid: T.Array, dzdy: Optional[T.Array] = No
     g = grid.flip(1)
     # The original drops points above or left of the first pixel centre: moved well outside
     # the image, they sample only zero padding, so they give 0 and no derivative of either
-    # kind, as the original.  (An axis of size 1 maps every coordinate to its pixel.)
-    g = g.masked_fill_(g < -1, _OUTSIDE).permute(0, 2, 3, 1).reshape(n, k * ho, wo, 2)
+    # kind, as the original.  (An axis of size 1 maps every coordinate to its pixel.)  On
+    # the CPU one read finds whether there are any; on the GPU that would cost a sync.
+    if g.is_cuda or bool(g.amin() < -1):
+        g.masked_fill_(g < -1, _OUTSIDE)
+    g = g.permute(0, 2, 3, 1).reshape(n, k * ho, wo, 2)
     with cudnn_flag(cudnn):
         if dzdy is None:
             y = F.grid_sample(x, g, mode="bilinear", padding_mode="zeros", align_corners=True)

@@ -61,6 +61,11 @@ def vl_nnloss(x: T.Array, c: T.Array, dzdy=None, *, loss: str = "softmaxlog",
         logistic     dzdx = -dzdy w c / (1 + exp(c x))
         hinge        dzdx = -dzdy w c [c x < 1]
 
+    On CUDA (with Triton) ``softmaxlog`` runs as two one-pass kernels
+    (``blocks/_triton_loss.py``).  The labels are checked (integers, in range) with one
+    device synchronisation per labels tensor: a later call with the same, unchanged tensor
+    (its in-place version counter unchanged) skips the check.
+
     Shapes::
 
         x                  N x C x H x W

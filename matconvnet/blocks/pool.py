@@ -64,7 +64,9 @@ def vl_nnpool(x: T.Array, pool, dzdy: Optional[T.Array] = None, *, method: str =
 
     Layout: on the CPU the pooling runs on channels-last data (PyTorch's faster kernels
     there), and ``y``, the switches and ``dzdx`` come back channels-last strided -- the same
-    N x C x H x W values, only the memory order differs (NumPy results are C-ordered).
+    N x C x H x W values, only the memory order differs (NumPy results are C-ordered).  On
+    CUDA the switches come from one Triton kernel (``blocks/_triton_pool.py``) when Triton is
+    installed, as with PyTorch's CUDA builds; the results are the same either way.
 
     Options:
 
