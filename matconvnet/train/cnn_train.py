@@ -135,7 +135,7 @@ from ..simplenn import vl_simplenn, vl_simplenn_display, vl_simplenn_tidy
 from . import distributed as dist
 from .plots import plot_diagnostics, plot_statistics
 from .progress import Progress, summary
-from .solvers import average_update, get_solver, sgd_update
+from .solvers import average_update, get_solver, sgd_update, sgd_update_foreach
 
 __all__ = ["cnn_train", "cnn_train_dag", "error_multiclass", "error_binary", "error_none",
            "find_last_checkpoint"]
@@ -430,6 +430,49 @@ def _update(value, state, der, lr_p, wd, opts, num_workers):
     if not (isinstance(out, tuple) and len(out) == 2):
         raise TypeError("solver: expected the solver to return (w, state)")
     return out
+
+
+def _update_many(items, opts, num_workers):
+    """:func:`_update` of each ``(value, state, der, lr_p, wd)``; returns their (value, state)
+    in order.  The plain SGD steps of tensors with momentum buffers go through PyTorch's
+    multi-tensor kernels, grouped by device, dtype and whether weight decay applies (the
+    same arithmetic as one call each, so the same bits); the rest one by one."""
+    out = [None] * len(items)
+    groups: Dict[tuple, List[int]] = {}
+    plain = opts["solver_fn"] is None and not opts["nesterov_update"]
+    for i, (value, state, der, lr_p, wd) in enumerate(items):
+        if plain and _foreach_ready(value, state, der):
+            groups.setdefault((value.device, value.dtype, bool(wd)), []).append(i)
+        else:
+            out[i] = _update(value, state, der, lr_p, wd, opts, num_workers)
+    for (_, _, decay), idx in groups.items():
+        if len({id(items[i][0]) for i in idx}) < len(idx):   # one tensor twice: in turn
+            for i in idx:
+                out[i] = _update(*items[i], opts, num_workers)
+            continue
+        ws = [items[i][0] for i in idx]
+        ms = [items[i][1] for i in idx]
+        gs = [items[i][2] for i in idx]
+        if num_workers != 1:
+            gs = torch._foreach_div(gs, float(num_workers))
+        if decay:                                   # g <- wd w + g, as in _update
+            wg = torch._foreach_mul(ws, [float(items[i][4]) for i in idx])
+            torch._foreach_add_(wg, gs)
+            gs = wg
+        sgd_update_foreach(ws, ms, gs, [float(items[i][3]) for i in idx],
+                           float(opts["momentum"]))
+        for i in idx:
+            out[i] = (items[i][0], items[i][1])
+    return out
+
+
+def _foreach_ready(value, state, der) -> bool:
+    """Whether a parameter can take the multi-tensor SGD step: tensors of one shape, dtype
+    and device, and a momentum buffer past the initial state (one element could be 0)."""
+    return (torch.is_tensor(value) and torch.is_tensor(state) and torch.is_tensor(der)
+            and state.numel() > 1 and state.shape == value.shape == der.shape
+            and state.dtype == value.dtype == der.dtype
+            and state.device == value.device == der.device)
 
 
 def _run(kind, net, imdb, get_batch, opts, who):
@@ -806,6 +849,7 @@ class _SimpleNN:
 
     def _accumulate(self, net, state, params, num_workers, ders):
         lr = params["learning_rate"]
+        keys, items = [], []
         for i in range(len(net["layers"]) - 1, -1, -1):
             l = net["layers"][i]
             for j in range(len(l.get("weights") or []) - 1, -1, -1):
@@ -823,8 +867,10 @@ class _SimpleNN:
                 wd = params["weight_decay"] * float(_nth(l.get("weightDecay"), j, 1.0))
                 lr_p = lr * float(_nth(l.get("learningRate"), j, 1.0))
                 if lr_p > 0 or wd > 0:
-                    l["weights"][j], state["solverState"][i][j] = _update(
-                        w, state["solverState"][i][j], der, lr_p, wd, params, num_workers)
+                    keys.append((i, j))
+                    items.append((w, state["solverState"][i][j], der, lr_p, wd))
+        for (i, j), (value, st) in zip(keys, _update_many(items, params, num_workers)):
+            net["layers"][i]["weights"][j], state["solverState"][i][j] = value, st
 
     def stats(self, net, acc, num, elapsed):
         out = {"num": num, "time": elapsed,
@@ -974,6 +1020,7 @@ class _Dag:
 
     def accumulate(self, net, state, params, num_workers, ders):
         lr = params["learning_rate"]
+        keys, items = [], []
         for p, prm in enumerate(net.params):
             der = ders.get(p)
             if isinstance(der, tuple):
@@ -988,11 +1035,13 @@ class _Dag:
                 wd = params["weight_decay"] * float(prm.weight_decay)
                 lr_p = lr * float(prm.learning_rate)
                 if lr_p > 0 or wd > 0:
-                    prm.value, state["solverState"][p] = _update(
-                        prm.value, state["solverState"][p], der, lr_p, wd, params, num_workers)
+                    keys.append(p)
+                    items.append((prm.value, state["solverState"][p], der, lr_p, wd))
             else:
                 raise ValueError(f"unknown training method {prm.train_method!r} for "
                                  f"parameter {prm.name!r}")
+        for p, (value, st) in zip(keys, _update_many(items, params, num_workers)):
+            net.params[p].value, state["solverState"][p] = value, st
 
     def stats(self, net, acc, num, elapsed):
         fn = self.opts["extract_stats_fn"]
