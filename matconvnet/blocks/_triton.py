@@ -14,7 +14,7 @@ import functools
 
 import torch
 
-__all__ = ["usable", "applies", "device_context"]
+__all__ = ["usable", "applies", "device_context", "wide"]
 
 _FLOATS = (torch.float32, torch.float64, torch.float16, torch.bfloat16)
 

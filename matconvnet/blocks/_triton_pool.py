@@ -13,10 +13,13 @@ For each output element (one program instance handles ``BLOCK`` of them)::
     best = -inf, index = -1, nan = False
     for j in 0 .. PW-1:              # columns outer: column-major scan of the window
         for i in 0 .. PH-1:          # rows inner
-            v = x[u, v] (u = oy SY - PT + i, v = ox SX - PL + j; skipped outside the image)
-            nan |= isnan(v)
-            if v > best: best, index = v, u W + v
+            u, v = oy SY - PT + i, ox SX - PL + j      (skipped outside the image)
+            nan |= isnan(x[u, v])
+            if x[u, v] > best: best, index = x[u, v], u W + v
     y = NaN if nan else best         # PyTorch's forward value (NaN propagates)
+
+The window loops are unrolled (a compile per window size) up to 64 elements; larger windows
+take a kernel with runtime loops.  Index arithmetic is 32-bit unless the tensors need more.
 
 ``index`` stays -1 for windows holding only -inf or NaN: they pass no derivative.  PyTorch's
 CUDA backward kernel gathers, for each input pixel, the outputs whose switch names it, so a

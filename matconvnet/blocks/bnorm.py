@@ -130,16 +130,13 @@ def vl_nnbnorm(x: T.Array, g: T.Array, b: T.Array, dzdy: Optional[T.Array] = Non
     return call.out(dzdx, dzdg.reshape(g.shape), dzdb.reshape(b.shape), moments)
 
 
-USE_CUDNN = True   # module switch, for benchmarks comparing the two GPU kernels
-
-
 def _use_cudnn(x: torch.Tensor, g: torch.Tensor, b: torch.Tensor, epsilon: float,
                cudnn: bool) -> bool:
     """Whether to use cuDNN's batch normalisation: where autograd's F.batch_norm would (the
     same kernels, so the same speed), for contiguous data only -- there cuDNN's spatial mode
     keeps no reserve space, so the backward call needs nothing of the forward's but the
     moments."""
-    if not (USE_CUDNN and cudnn and x.is_contiguous() and torch.backends.cudnn.enabled):
+    if not (cudnn and x.is_contiguous() and torch.backends.cudnn.enabled):
         return False
     gv, bv = g.reshape(-1), b.reshape(-1)
     try:

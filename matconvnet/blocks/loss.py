@@ -123,17 +123,17 @@ def vl_nnloss(x: T.Array, c: T.Array, dzdy=None, *, loss: str = "softmaxlog",
                 "1 (one class index per location)" if categorical
                 else f"{channels} (one label per channel of x)")
     if categorical:
-        index = _Classes(c, channels, lowest=0)
-        has_ignore = index.lowest == 0
+        classes = _Classes(c, channels, lowest=0)
+        has_ignore = classes.lowest == 0
     else:
-        index, has_ignore = None, bool((c == 0).any())
+        classes, has_ignore = None, bool((c == 0).any())
         c = c.to(x.dtype)
     ignore = (c == 0) if has_ignore else None
     weights = _weights(call, instance_weights, c.shape, ignore)
     scale = 1.0 / n if normalise else 1.0
 
     if dzdy is None:
-        t = _loss(loss, x, c, index, top_k, threshold)
+        t = _loss(loss, x, c, classes, top_k, threshold)
         if has_ignore and not (loss == "softmaxlog" and _triton.applies(x)):  # 0 there already
             t = t.masked_fill(ignore, 0)
         y = (t * weights).sum() if weights is not None else t.sum()
@@ -142,7 +142,7 @@ def vl_nnloss(x: T.Array, c: T.Array, dzdy=None, *, loss: str = "softmaxlog",
     g = _projection(call, dzdy) * scale
     if weights is not None:
         g = g * weights
-    dzdx = _derivative(loss, x, c, index, g)
+    dzdx = _derivative(loss, x, c, classes, g)
     if has_ignore and not categorical:
         dzdx = dzdx.masked_fill(ignore, 0)
     return call.out(dzdx)
@@ -199,12 +199,12 @@ def vl_nnsoftmaxloss(x: T.Array, c: T.Array, dzdy=None):
     mass = (labels > 0).to(x.dtype)
     if c.shape[1] == 2:
         mass = mass * c[:, 1:].to(x.dtype)
-    index = _Classes(labels, channels, lowest=None)
+    classes = _Classes(labels, channels, lowest=None)
     if dzdy is None:
-        t = _loss("softmaxlog", x, None, index, 0, 0.0)
+        t = _loss("softmaxlog", x, None, classes, 0, 0.0)
         return call.out((t * mass).sum() / n)
     g = _projection(call, dzdy) * mass / n
-    return call.out(_derivative("softmaxlog", x, None, index, g))
+    return call.out(_derivative("softmaxlog", x, None, classes, g))
 
 
 def _labels(c: torch.Tensor, x: torch.Tensor, depth: int, what: str) -> torch.Tensor:
