@@ -28,10 +28,8 @@ from __future__ import annotations
 
 import argparse
 import inspect
-import os
 import re
 import sys
-import tempfile
 import textwrap
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
@@ -235,20 +233,11 @@ def render_all() -> Dict[str, str]:
 # ----------------------------------------------------------------------------- writing
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file in the same folder."""
+def write_page(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` atomically, with Unix line ends."""
+    from matconvnet._files import atomic_write
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    atomic_write(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8", newline="\n"))
 
 
 def stale_pages(pages: Dict[str, str]) -> List[str]:
@@ -278,7 +267,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     for rel in stale:
         path = ROOT / rel
         if rel in pages:
-            write_atomic(path, pages[rel])
+            write_page(path, pages[rel])
             print(f"wrote {rel}")
         else:
             path.unlink()

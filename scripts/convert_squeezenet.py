@@ -48,6 +48,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from matconvnet._files import atomic_write  # noqa: E402
 from matconvnet.dagnn import DagNN  # noqa: E402
 from matconvnet.dagnn import layers as L  # noqa: E402
 from matconvnet.io import save_dagnn  # noqa: E402
@@ -144,19 +145,6 @@ def convert(source: Path) -> DagNN:
     return net
 
 
-def _atomic_write(path: Path, write) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        with open(tmp, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
 def write_photos(folder: Path) -> None:
     """scikit-image's ``chelsea`` and ``coffee`` as lossless PNG files in ``folder``."""
     import skimage.data
@@ -164,7 +152,7 @@ def write_photos(folder: Path) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     for name in ("chelsea", "coffee"):
         image = Image.fromarray(getattr(skimage.data, name)())
-        _atomic_write(folder / f"{name}.png", lambda f: image.save(f, format="PNG"))
+        atomic_write(folder / f"{name}.png", lambda tmp: image.save(tmp, format="PNG"))
         print(f"{folder / name}.png: {image.size[0]} x {image.size[1]}")
 
 

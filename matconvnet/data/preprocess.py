@@ -24,11 +24,12 @@ import concurrent.futures as cf
 import os
 import shutil
 import sys
-import tempfile
 import time
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from PIL import Image
+
+from .._files import atomic_write
 
 __all__ = ["preprocess_imagenet", "resized_shape", "main"]
 
@@ -42,21 +43,6 @@ def resized_shape(width: int, height: int, size: int) -> Tuple[int, int]:
     return max(1, int(round(width * scale))), max(1, int(round(height * scale)))
 
 
-def _write_atomic(path: str, write) -> None:
-    folder = os.path.dirname(path) or "."
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=os.path.splitext(path)[1], dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-
-
 def _resize_one(src: str, dst: str, size: int, quality: int) -> None:
     with Image.open(src) as im:
         target = resized_shape(im.width, im.height, size)
@@ -66,7 +52,7 @@ def _resize_one(src: str, dst: str, size: int, quality: int) -> None:
     out = rgb.resize(target, Image.Resampling.LANCZOS)
     fmt = _FORMATS[os.path.splitext(dst)[1].lower()]
     kw = {"quality": int(quality)} if fmt == "JPEG" else {}
-    _write_atomic(dst, lambda f: out.save(f, format=fmt, **kw))
+    atomic_write(dst, lambda tmp: out.save(tmp, format=fmt, **kw))
 
 
 def _copy_one(src: str, dst: str) -> None:
@@ -76,10 +62,7 @@ def _copy_one(src: str, dst: str) -> None:
         os.symlink(os.readlink(src), dst)
         return
 
-    def write(f):
-        with open(src, "rb") as s:
-            shutil.copyfileobj(s, f)
-    _write_atomic(dst, write)
+    atomic_write(dst, lambda tmp: shutil.copyfile(src, tmp))
     shutil.copystat(src, dst)
 
 

@@ -43,13 +43,12 @@ model file or checkpoint, and fails clearly on a file that holds none.
 from __future__ import annotations
 
 import os
-import stat
-import tempfile
 import warnings
 from typing import Any, Dict
 
 import numpy as np
 
+from .._files import atomic_write
 from . import layout
 from ._netcheck import check_net
 from ._values import (Cell, Context, Malformed, Struct, Unreadable, check_name, from_python,
@@ -304,7 +303,7 @@ def save(path, net_or_vars: Any, *, format: str = "v7") -> None:
         writer = lambda tmp: _hdf5.write(tmp, variables)  # noqa: E731
     else:
         writer = lambda tmp: _write_scipy(tmp, variables, compress=format == "v7")  # noqa: E731
-    _atomic_write(path, writer)
+    atomic_write(path, writer)
 
 
 def _variables(obj: Any) -> Dict[str, Any]:
@@ -362,33 +361,3 @@ def _to_scipy(v: Any) -> Any:
                 out[f][idx] = _to_scipy(v.items[idx][f])
         return out
     return v  # arrays, str, sparse
-
-
-def _atomic_write(path: str, writer) -> None:
-    folder = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(folder):
-        raise FileNotFoundError(f"{path}: folder {folder} does not exist")
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp",
-                               dir=folder)
-    os.close(fd)
-    try:
-        writer(tmp)
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.chmod(tmp, _mode(path))
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-
-
-def _mode(path: str) -> int:
-    try:
-        return stat.S_IMODE(os.stat(path).st_mode)
-    except OSError:
-        umask = os.umask(0)
-        os.umask(umask)
-        return 0o666 & ~umask

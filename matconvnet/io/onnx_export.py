@@ -42,7 +42,7 @@ import numpy as np
 import torch
 
 from ._lower import Graph, Op, lower
-from .mat import _atomic_write
+from .._files import atomic_write
 
 __all__ = ["save_onnx", "to_onnx", "MIN_OPSET"]
 
@@ -386,4 +386,4 @@ def save_onnx(net: Any, path: str | os.PathLike, opset: int = 17, *,
         with open(tmp, "wb") as f:
             f.write(data)
 
-    _atomic_write(os.fspath(path), write)
+    atomic_write(os.fspath(path), write)

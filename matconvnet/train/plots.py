@@ -22,7 +22,7 @@ from typing import Dict, List, Sequence, Tuple
 
 import numpy as np
 
-from ..io.mat import _atomic_write
+from .._files import atomic_write
 
 __all__ = ["plot_statistics", "plot_diagnostics", "have_matplotlib"]
 
@@ -44,7 +44,7 @@ def _figure(width: float, height: float):
 
 
 def _save_png(fig, path) -> None:
-    _atomic_write(os.fspath(path), lambda tmp: fig.savefig(tmp, format="png"))
+    atomic_write(os.fspath(path), lambda tmp: fig.savefig(tmp, format="png"))
 
 
 def _stat_names(stats: Dict[str, Sequence[Dict]]) -> List[str]:
