@@ -5,6 +5,7 @@ The formula, shapes, call forms, options and an example are in the docstring of
 """
 from __future__ import annotations
 
+import functools
 from typing import Optional
 
 import torch
@@ -77,11 +78,19 @@ def _window_sum(t: torch.Tensor, before: int, after: int, weight: float) -> torc
     c = t.shape[1]
     if t.is_cuda and c <= _BAND_MAX_CHANNELS and _exact_matmul(t.dtype):
         # on the GPU one batched product with the (weighted) C x C band matrix reads t once
-        k = torch.arange(c, device=t.device)
-        band = ((k[None, :] >= k[:, None] - before) & (k[None, :] <= k[:, None] + after))
-        n = t.shape[0]
-        return torch.matmul(band.to(t.dtype) * weight, t.reshape(n, c, -1)).view(t.shape)
+        band = _band(c, before, after, weight, t.dtype, t.device)
+        return torch.matmul(band, t.reshape(t.shape[0], c, -1)).view(t.shape)
     return _window_sum_unweighted(t, before, after).mul_(weight)
+
+
+@functools.lru_cache(maxsize=32)
+def _band(c: int, before: int, after: int, weight: float, dtype: torch.dtype,
+          device: torch.device) -> torch.Tensor:
+    """weight [k - before <= j <= k + after] as a C x C matrix (made once per layer shape:
+    a forward+backward call uses two)."""
+    k = torch.arange(c, device=device)
+    band = (k[None, :] >= k[:, None] - before) & (k[None, :] <= k[:, None] + after)
+    return band.to(dtype) * weight
 
 
 def _window_sum_unweighted(t: torch.Tensor, before: int, after: int) -> torch.Tensor:

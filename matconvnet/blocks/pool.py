@@ -188,15 +188,15 @@ def _max_switches(x, geom):
 
 
 def _max_forward_switches(x, geom):
-    idx, y, finite = _switches_and_output(x, geom)
-    if not finite:   # the forward output keeps NaN (see the module docstring)
+    idx, y, is_forward = _switches_and_output(x, geom)
+    if not is_forward:   # the forward output keeps NaN (see the module docstring)
         y = _max_forward(x, geom)
     return y, idx
 
 
 def _switches_and_output(x, geom):
-    """(switches, the output, whether that output is the forward's: otherwise NaN became
-    -inf in it)."""
+    """(switches, an output, whether that output is the forward's; it is not where the
+    separable passes met NaN and pooled with NaN as -inf)."""
     xp = _pooling_layout(_pad_input(x, geom, float("-inf")))
     if _triton.applies(xp):   # one pass on the GPU, NaN rule included, no sync
         y, idx = _triton_pool.max_pool_switches(xp, geom.pool, geom.stride, geom.padding,

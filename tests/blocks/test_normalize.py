@@ -175,3 +175,15 @@ def test_dzdy_wrong_shape():
 def test_x_not_4d():
     with pytest.raises(ValueError, match="^x: "):
         mcn.vl_nnnormalize(nm.randn(3, 2, 2), [3, 0.1, 0.5, 0.75])
+
+
+@pytest.mark.parametrize("before,after", [(2, 2), (1, 2), (0, 3), (6, 6)])
+def test_band_matrix_product_equals_the_shifted_adds(before, after):
+    """The GPU's window sum (one product with a weighted C x C band matrix) against the
+    CPU's shifted adds, including windows wider than the channels."""
+    from matconvnet.blocks import normalize as N
+    t = torch.randn(2, 7, 3, 4, dtype=torch.float64)
+    band = N._band(7, before, after, -0.25, t.dtype, t.device)
+    got = torch.matmul(band, t.reshape(2, 7, -1)).view(t.shape)
+    want = N._window_sum_unweighted(t, before, after) * -0.25
+    torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
